@@ -1,0 +1,59 @@
+"""Connectors: one module per source format, each yielding :class:`~connectors.base.ImageRecord`.
+
+The registry is filled by the explicit import list below (no plugin magic), and :func:`detect`
+ranks every connector's :meth:`~connectors.base.Connector.sniff` on a source.
+
+Example:
+    >>> import connectors
+    >>> sorted(connectors.available())[:3]
+    ['coco', 'coco_panoptic', 'folder']
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cvft_data.errors import FormatDetectionError, UsageError
+
+from . import coco, folder, voc, yolo  # noqa: F401  (static import list fills the registry)
+from .base import Confidence, Connector, ImageRecord, LedgerNote, ObjectRecord, SegmentRecord, register, registry
+
+__all__ = ["Confidence", "Connector", "ImageRecord", "LedgerNote", "ObjectRecord", "SegmentRecord", "available",
+           "detect", "get", "rank", "register"]
+
+
+def available() -> dict[str, type[Connector]]:
+    """Every registered connector by name."""
+    return registry()
+
+
+def get(name: str) -> type[Connector]:
+    reg = registry()
+    if name not in reg:
+        raise UsageError(f"unknown format {name!r}; known formats: {', '.join(sorted(reg))}")
+    return reg[name]
+
+
+def rank(root: str | Path) -> list[tuple[type[Connector], Confidence]]:
+    """Every connector with its confidence on ``root``, best first (ties broken by name)."""
+    root = Path(root)
+    scored = []
+    for cls in registry().values():
+        try:
+            conf = cls.sniff(root)
+        except OSError as exc:
+            conf = Confidence(0, f"could not look: {exc}")
+        scored.append((cls, conf))
+    return sorted(scored, key=lambda t: (-t[1].score, t[0].name))
+
+
+def detect(root: str | Path) -> type[Connector]:
+    """The best connector for ``root``; raises :class:`FormatDetectionError` with every reason."""
+    root = Path(root)
+    if not root.exists():
+        raise UsageError(f"source {root} does not exist")
+    ranked = rank(root)
+    best, conf = ranked[0]
+    if conf.score <= 0:
+        raise FormatDetectionError(str(root), {cls.name: c.reason for cls, c in ranked})
+    return best

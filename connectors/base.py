@@ -1,0 +1,231 @@
+"""The connector contract: records, confidence, the base class and the registry.
+
+A connector turns one source layout into a stream of :class:`ImageRecord`. It never touches Arrow
+or ``datasets``: the builder (``cvft_data.builder``) reads the image bytes, checks geometry against
+the real image size, assigns class ids and writes the dataset.
+
+Writing one::
+
+    @register
+    class MyFormat(Connector):
+        '''My tool's export.
+
+        root/
+        ├── labels.json
+        └── pictures/*.jpg
+        '''
+        name = "myformat"
+        summary = "My tool's JSON export"
+
+        @classmethod
+        def sniff(cls, root):
+            ok = (root / "labels.json").is_file()
+            return Confidence(0.8 if ok else 0.0, "labels.json found" if ok else "no labels.json")
+
+        def categories(self): ...
+        def records(self): ...
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Iterator
+
+from cvft_data.imageinfo import IMAGE_EXTENSIONS
+from cvft_data.ledger import ErrorPolicy, PolicyName, as_policy
+
+
+@dataclass(frozen=True)
+class Confidence:
+    """How sure a connector is that it can read a source (0 = no, 1 = certain), and why."""
+
+    score: float
+    reason: str
+
+    def __bool__(self) -> bool:
+        return self.score > 0
+
+
+@dataclass
+class ObjectRecord:
+    """One annotated object. Coordinates are absolute pixels of the displayed image unless
+    ``normalized`` is true (YOLO), in which case the builder scales them by the real image size."""
+
+    category: str
+    bbox: tuple[float, float, float, float] | None = None   # COCO [x, y, w, h]
+    polygons: list[list[float]] = field(default_factory=list)
+    rle: dict | None = None                                 # COCO RLE (list or string counts)
+    iscrowd: bool = False
+    area: float | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    keypoints: list[float] | None = None   # COCO-style [x, y, v, ...], same frame as the box
+    normalized: bool = False
+    ref: str = ""            # where it came from, for error messages: "file.json#annotation 12"
+
+
+@dataclass
+class SegmentRecord:
+    """One segment of a panoptic annotation (COCO ``segments_info`` with a category name)."""
+
+    id: int
+    category: str
+    area: float
+    bbox: tuple[float, float, float, float]
+    iscrowd: bool = False
+
+
+@dataclass
+class LedgerNote:
+    """A change a connector made while parsing one image's annotations (kept with the record so a
+    resumed ingest rebuilds the same ledger)."""
+
+    reason: str
+    action: str
+    detail: str
+    file: str | None = None
+
+
+@dataclass
+class ImageRecord:
+    """One image and its annotations, as a connector yields it.
+
+    ``image_id`` is the path relative to the source root (posix); ``path`` the file to read (None
+    when ``data`` holds the bytes, as for zip members). ``declared_size`` is the (width, height) the
+    annotation file claims, checked against the real image by the builder.
+    """
+
+    image_id: str
+    path: Path | None
+    split: str = "train"
+    label_status: str = "unlabeled"
+    label: str | None = None
+    labels: list[str] | None = None
+    objects: list[ObjectRecord] = field(default_factory=list)
+    segments: list[SegmentRecord] = field(default_factory=list)
+    panoptic_path: Path | None = None
+    group: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    declared_size: tuple[int, int] | None = None
+    data: bytes | None = None
+    source_file: str | None = None   # the annotation file this record came from
+    notes: list[LedgerNote] = field(default_factory=list)
+
+    def note(self, reason: str, action: str, detail: str, file: str | None = None) -> None:
+        self.notes.append(LedgerNote(reason, action, detail, file or self.source_file))
+
+    @property
+    def annotation_count(self) -> int:
+        if self.label is not None:
+            return 1
+        return len(self.labels or ()) + len(self.objects) + len(self.segments)
+
+
+class Connector(ABC):
+    """Base class of every connector. Subclasses set ``name``, ``summary`` and implement
+    :meth:`sniff`, :meth:`categories` and :meth:`records`; ``task`` is decided per instance
+    (a YOLO export can be detection or segmentation)."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    #: Options the connector accepts (name -> help), shown by ``cvft-ingest --list-formats``.
+    options_help: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, root: str | os.PathLike, *, on_error: PolicyName | ErrorPolicy = "raise", **options: Any):
+        self.root = Path(root)
+        self.policy = as_policy(on_error)
+        unknown = set(options) - set(self.options_help)
+        if unknown:
+            from cvft_data.errors import UsageError
+            raise UsageError(f"connector {self.name!r} does not take option(s) {sorted(unknown)}; "
+                             f"it takes {sorted(self.options_help) or 'none'}")
+        self.options = options
+
+    @classmethod
+    @abstractmethod
+    def sniff(cls, root: Path) -> Confidence:
+        """Cheap look at names, a root tag or top-level keys; never reads the whole source."""
+
+    @property
+    @abstractmethod
+    def task(self) -> str:
+        """One of :data:`cvft_data.schema.TASKS`."""
+
+    @abstractmethod
+    def categories(self) -> list[str]:
+        """Class names in the source's declared order."""
+
+    @abstractmethod
+    def records(self) -> Iterator[ImageRecord]:
+        """Records, sorted and deterministic."""
+
+    def category_info(self) -> list[dict]:
+        """Per-class extras kept in ``cvft.json`` (source ids, supercategory, isthing...)."""
+        return [{"name": n} for n in self.categories()]
+
+    def source_info(self) -> dict:
+        """Source-level metadata kept in ``cvft.json`` (licences, info blocks...)."""
+        return {}
+
+
+_REGISTRY: dict[str, type[Connector]] = {}
+
+
+def register(cls: type[Connector]) -> type[Connector]:
+    """Class decorator adding a connector to the registry (names must be unique)."""
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise ValueError(f"connector name {cls.name!r} registered twice")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def registry() -> dict[str, type[Connector]]:
+    return dict(_REGISTRY)
+
+
+# --- shared helpers for connectors -------------------------------------------------------------
+
+def is_hidden(name: str) -> bool:
+    return name.startswith(".") or name in ("__MACOSX", "Thumbs.db", "desktop.ini")
+
+
+def is_image_name(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def walk_files(top: Path) -> Iterator[Path]:
+    """Every non-hidden file below ``top``, in sorted (deterministic) order, not following
+    directory symlinks out of the tree."""
+    try:
+        entries = sorted(os.scandir(top), key=lambda e: e.name)
+    except FileNotFoundError:
+        return
+    for e in entries:
+        if is_hidden(e.name):
+            continue
+        if e.is_dir(follow_symlinks=False):
+            yield from walk_files(Path(e.path))
+        elif e.is_file():
+            yield Path(e.path)
+
+
+def find_case_insensitive(directory: Path, name: str) -> Path | None:
+    """``directory/name``, or the one entry whose name matches ignoring case (VOC ``0AF.jpg``)."""
+    exact = directory / name
+    if exact.is_file():
+        return exact
+    low = name.lower()
+    try:
+        for e in os.scandir(directory):
+            if e.name.lower() == low and e.is_file():
+                return Path(e.path)
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    return None
+
+
+def read_prefix(path: Path, n: int = 65536) -> str:
+    with open(path, "rb") as f:
+        return f.read(n).decode("utf-8", errors="replace")

@@ -1,0 +1,88 @@
+"""The public Python API: ingest, load, info, read_ledger, export."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import UsageError
+from .ledger import Ledger
+
+CVFT_JSON = "cvft.json"
+LEDGER_JSONL = "ledger.jsonl"
+
+
+def ingest(src: str | os.PathLike, out: str | os.PathLike, *, format: str | None = None, on_error: str = "raise",
+           reference: bool = False, max_side: int | None = None, split: str | dict[str, float] | None = None,
+           seed: int = 0, workers: int = 1, overwrite: bool = False, progress: bool = False,
+           on_progress: Callable[[int], None] | None = None, **connector_options: Any) -> dict:
+    """Read ``src`` with the named (or detected) connector and write a cvft dataset at ``out``.
+
+    Returns the dataset's ``cvft.json`` content (task, classes, per-split counts, ledger summary).
+
+    Example:
+        >>> import cvft_data                                                   # doctest: +SKIP
+        >>> info = cvft_data.ingest("exports/voc", "datasets/voc", on_error="skip")  # doctest: +SKIP
+        >>> info["splits"]["train"]["images"], info["ledger"]["entries"]       # doctest: +SKIP
+        (120, 3)
+    """
+    import connectors
+
+    from .builder import BuildOptions, build_dataset
+    from .splits import parse_ratios
+
+    cls = connectors.get(format) if format else connectors.detect(src)
+    conn = cls(src, on_error=on_error, **connector_options)
+    ratios = parse_ratios(split) if isinstance(split, str) else split
+    if max_side is not None and max_side < 8:
+        raise UsageError(f"max_side must be at least 8 pixels, not {max_side}")
+    opts = BuildOptions(on_error=on_error, reference=reference, max_side=max_side, split_ratios=ratios, seed=seed,
+                        workers=workers, overwrite=overwrite, progress=progress,
+                        connector_options={k: str(v) for k, v in connector_options.items()})
+    return build_dataset(conn, out, opts, on_progress=on_progress)
+
+
+def _require_dataset(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    if not (p / CVFT_JSON).is_file():
+        raise UsageError(f"{p} is not a cvft dataset (no {CVFT_JSON}); build one with cvft-ingest")
+    return p
+
+
+def load(path: str | os.PathLike):
+    """The :class:`datasets.DatasetDict` saved at ``path`` (memory-mapped, nothing decoded).
+
+    Example:
+        >>> ds = load("datasets/voc")              # doctest: +SKIP
+        >>> ds["train"].features["objects"]        # doctest: +SKIP
+    """
+    import datasets
+
+    return datasets.load_from_disk(str(_require_dataset(path)))
+
+
+def info(path: str | os.PathLike) -> dict:
+    """The dataset's ``cvft.json``: task, classes, per-split counts, source, ledger summary."""
+    return json.loads((_require_dataset(path) / CVFT_JSON).read_text(encoding="utf-8"))
+
+
+def read_ledger(path: str | os.PathLike) -> Ledger:
+    """Every dropped or changed item of the dataset's ingest."""
+    return Ledger.read_jsonl(_require_dataset(path) / LEDGER_JSONL)
+
+
+def export(path: str | os.PathLike, to: str, out: str | os.PathLike, *, overwrite: bool = False) -> dict:
+    """Write the dataset at ``path`` as ``yolo``, ``coco`` or ``imagefolder`` into ``out``.
+
+    Returns a summary with ``images``, ``objects`` and the export ledger (what the target format
+    could not carry). Example:
+
+        >>> export("datasets/voc", "yolo", "exports/voc_yolo")     # doctest: +SKIP
+    """
+    from .exporters import EXPORTERS
+
+    if to not in EXPORTERS:
+        raise UsageError(f"unknown export format {to!r}; choose one of {', '.join(sorted(EXPORTERS))}")
+    return EXPORTERS[to](_require_dataset(path), Path(out), overwrite=overwrite)

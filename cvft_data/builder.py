@@ -1,0 +1,396 @@
+"""Stream a connector's records into an Arrow ``DatasetDict`` on disk, in committed shards.
+
+Plan: the records are cut into shards of consecutive records (a shard's size depends only on the
+number of images, so a resumed run cuts the same shards). Each shard is written by one worker
+process to its own Arrow file per split and committed by a manifest written last; the dataset is
+the set of committed shards. Everything happens in ``.<out>.cvft-partial/`` beside the output; a
+killed run leaves that folder, and running the same command again skips the committed shards.
+When all shards are in, the ``save_to_disk`` layout is assembled (hard links, no copies) and renamed
+into place, so ``out`` either does not exist or is complete.
+
+Example:
+    >>> import connectors, tempfile, pathlib                              # doctest: +SKIP
+    >>> conn = connectors.get("folder")("my_images")                     # doctest: +SKIP
+    >>> build_dataset(conn, pathlib.Path(tempfile.mkdtemp()) / "ds")     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import multiprocessing as mp
+import os
+import shutil
+import time
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import xxhash
+
+from . import __version__
+from .api import CVFT_JSON, LEDGER_JSONL
+from .errors import UsageError
+from .ledger import ErrorPolicy, Ledger, LedgerEntry
+from .rows import RowContext, build_row, row_digest_text
+from .schema import CANONICAL_SPLITS, SCHEMA_VERSION, features_for
+from .splits import SplitKey, assign_splits
+
+#: Rows buffered per Arrow record batch: small, because a row carries the image bytes.
+WRITER_BATCH_SIZE = 32
+
+
+@dataclass
+class BuildOptions:
+    """How to build. ``workers=0`` means one per CPU core; 1 writes in this process."""
+
+    on_error: str = "raise"
+    reference: bool = False
+    max_side: int | None = None
+    split_ratios: dict[str, float] | None = None
+    seed: int = 0
+    workers: int = 1
+    overwrite: bool = False
+    progress: bool = False
+    shard_size: int | None = None
+    connector_options: dict[str, Any] = field(default_factory=dict)
+
+
+def shard_size_for(n_images: int) -> int:
+    """Images per shard: about 64 shards for small sets, 1,000 images at most (bounded memory and
+    fine-grained resume on millions of images)."""
+    return max(32, min(1000, math.ceil(n_images / 64)))
+
+
+def _ordered_splits(names) -> list[str]:
+    known = [s for s in CANONICAL_SPLITS if s in names]
+    return known + sorted(set(names) - set(known))
+
+
+# --- the worker side ------------------------------------------------------------------------
+
+def write_shard(index: int, records: list, ctx: RowContext, on_error: str, work: Path) -> dict:
+    """Write one shard (one Arrow file per split) and commit it with its manifest. Runs in a worker."""
+    from datasets.arrow_writer import ArrowWriter
+
+    features = features_for(ctx.task, list(ctx.class_names))
+    policy = ErrorPolicy(on_error, Ledger())
+    writers: dict[str, Any] = {}
+    stats: dict[str, Counter] = {}
+    class_counts: dict[str, Counter] = {}
+    digest = xxhash.xxh3_128()
+    tmp_files: dict[str, Path] = {}
+    try:
+        for rec in records:
+            row = build_row(rec, ctx, policy)
+            if row is None:
+                continue
+            split = rec.split
+            if split not in writers:
+                tmp_files[split] = work / f"shard-{index:06d}.{split}.arrow.tmp"
+                writers[split] = ArrowWriter(features=features, path=str(tmp_files[split]),
+                                             writer_batch_size=WRITER_BATCH_SIZE)
+                stats[split], class_counts[split] = Counter(), Counter()
+            digest.update(split.encode() + b"\0" + row_digest_text(row).encode())
+            _count(row, ctx.task, stats[split], class_counts[split])
+            del row["_xxh3"]
+            writers[split].write(features.encode_example(row))
+        files = {}
+        for split, w in writers.items():
+            n, _ = w.finalize()
+            w.close()
+            final = work / f"shard-{index:06d}.{split}.arrow"
+            os.replace(tmp_files[split], final)
+            files[split] = {"file": final.name, "rows": n}
+    except BaseException:
+        for w in writers.values():
+            try:
+                w.close()
+            except Exception:
+                pass
+        for p in tmp_files.values():
+            p.unlink(missing_ok=True)
+        raise
+    manifest = {"index": index, "files": files,
+                "stats": {s: dict(c) for s, c in stats.items()},
+                "class_counts": {s: dict(c) for s, c in class_counts.items()},
+                "ledger": [e.to_dict() for e in policy.ledger], "digest": digest.hexdigest()}
+    tmp = work / f"shard-{index:06d}.json.tmp"
+    tmp.write_text(json.dumps(manifest), encoding="utf-8")
+    os.replace(tmp, work / f"shard-{index:06d}.json")  # the commit
+    return manifest
+
+
+def _count(row: dict, task: str, stats: Counter, classes: Counter) -> None:
+    stats["images"] += 1
+    stats[row["label_status"]] += 1
+    if task == "classification":
+        if row["label"] is not None:
+            classes[row["label"]] += 1
+    elif task == "multilabel":
+        classes.update(row["labels"])
+    elif task == "panoptic":
+        stats["objects"] += len(row["segments_info"])
+        classes.update(s["category"] for s in row["segments_info"])
+    else:
+        stats["objects"] += len(row["objects"]["category"])
+        classes.update(row["objects"]["category"])
+
+
+# --- the main side ---------------------------------------------------------------------------
+
+def _chunks(it: Iterator, size: int) -> Iterator[list]:
+    chunk: list = []
+    for x in it:
+        chunk.append(x)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _split_key(rec) -> SplitKey:
+    if rec.label is not None:
+        classes: tuple[str, ...] = (rec.label,)
+    else:
+        classes = tuple(sorted(set(rec.labels or []) | {o.category for o in rec.objects}
+                               | {s.category for s in rec.segments}))
+    return SplitKey(rec.image_id, rec.group, classes, rec.label_status == "empty")
+
+
+def _fresh_records(connector) -> Iterator:
+    """A pass over the records with a fresh connector ledger, so a second pass does not repeat
+    the first one's entries."""
+    connector.policy.ledger = Ledger()
+    return connector.records()
+
+
+def _plan_fingerprint(connector, opts: BuildOptions, n_images: int, shard_size: int) -> str:
+    plan = {"cvft": __version__, "connector": connector.name, "root": str(Path(connector.root).resolve()),
+            "options": opts.connector_options, "on_error": opts.on_error, "reference": opts.reference,
+            "max_side": opts.max_side, "split_ratios": opts.split_ratios, "seed": opts.seed,
+            "images": n_images, "shard_size": shard_size}
+    return hashlib.sha256(json.dumps(plan, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def partial_dir_for(out: Path) -> Path:
+    return out.parent / f".{out.name}.cvft-partial"
+
+
+def build_dataset(connector, out: str | os.PathLike, options: BuildOptions | None = None,
+                  on_progress: Callable[[int], None] | None = None) -> dict:
+    """Build the cvft dataset of ``connector``'s source at ``out``; returns the ``cvft.json`` content.
+
+    Raises :class:`~cvft_data.errors.SourceError` under ``on_error="raise"`` at the first bad item,
+    :class:`~cvft_data.errors.UsageError` if ``out`` exists and ``overwrite`` is false.
+    """
+    opts = options or BuildOptions()
+    out = Path(out)
+    if out.exists() and not opts.overwrite:
+        raise UsageError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
+    connector.policy = ErrorPolicy(opts.on_error, connector.policy.ledger)
+    class_names = connector.categories()
+    if len(set(class_names)) != len(class_names):
+        dupes = sorted(n for n, c in Counter(class_names).items() if c > 1)
+        raise UsageError(f"the source declares class names more than once: {dupes}")
+    task = connector.task
+    ctx = RowContext(task=task, class_names=tuple(class_names), reference=opts.reference, max_side=opts.max_side)
+
+    # pass 1: count (and collect split keys when re-splitting); bad annotations raise here, early
+    n_images, keys = 0, []
+    for rec in _fresh_records(connector):
+        n_images += 1
+        if opts.split_ratios:
+            keys.append(_split_key(rec))
+    assignment = assign_splits(keys, opts.split_ratios, opts.seed) if opts.split_ratios else None
+    del keys
+    shard_size = opts.shard_size or shard_size_for(n_images)
+
+    work = partial_dir_for(out)
+    fingerprint = _plan_fingerprint(connector, opts, n_images, shard_size)
+    plan_file = work / "plan.json"
+    if work.exists():
+        try:
+            same = json.loads(plan_file.read_text())["fingerprint"] == fingerprint
+        except (OSError, ValueError, KeyError):
+            same = False
+        if not same:
+            shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    plan_file.write_text(json.dumps({"fingerprint": fingerprint, "images": n_images, "shard_size": shard_size}))
+
+    workers = opts.workers or os.cpu_count() or 1
+    manifests: dict[int, dict] = {}
+    pool = None
+    pending: dict[Future, int] = {}
+    bar = _progress(n_images, opts.progress)
+    try:
+        records = _fresh_records(connector)
+        if assignment is not None:
+            records = _with_splits(records, assignment)
+        for index, chunk in enumerate(_chunks(records, shard_size)):
+            committed = work / f"shard-{index:06d}.json"
+            if committed.exists():
+                manifests[index] = json.loads(committed.read_text())
+                _advance(bar, on_progress, len(chunk))
+                continue
+            if workers <= 1:
+                manifests[index] = write_shard(index, chunk, ctx, opts.on_error, work)
+                _advance(bar, on_progress, len(chunk))
+                continue
+            if pool is None:
+                pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+            pending[pool.submit(write_shard, index, chunk, ctx, opts.on_error, work)] = len(chunk)
+            while len(pending) >= 2 * workers:  # bounded memory: at most 2 shards per worker in flight
+                _collect(pending, manifests, bar, on_progress, FIRST_COMPLETED)
+        while pending:
+            _collect(pending, manifests, bar, on_progress, FIRST_COMPLETED)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if bar is not None:
+            bar.close()
+
+    ledger = Ledger(list(connector.policy.ledger))
+    for i in sorted(manifests):
+        ledger.extend(LedgerEntry(**e) for e in manifests[i]["ledger"])
+    info = _cvft_json(connector, opts, task, class_names, manifests, ledger)
+    _assemble(work, out, task, class_names, manifests, info, ledger, opts.overwrite)
+    return info
+
+
+def _with_splits(records: Iterator, assignment: list[str]) -> Iterator:
+    for rec, split in zip(records, assignment):
+        rec.split = split
+        yield rec
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, unit="img", desc="ingest", smoothing=0.1)
+
+
+def _advance(bar, on_progress, n: int) -> None:
+    if bar is not None:
+        bar.update(n)
+    if on_progress is not None:
+        on_progress(n)
+
+
+def _collect(pending: dict, manifests: dict, bar, on_progress, how) -> None:
+    done, _ = wait(list(pending), return_when=how)
+    for fut in done:
+        n = pending.pop(fut)
+        m = fut.result()  # re-raises a worker's SourceError here, under the raise policy
+        manifests[m["index"]] = m
+        _advance(bar, on_progress, n)
+
+
+def _cvft_json(connector, opts: BuildOptions, task: str, class_names: list[str], manifests: dict,
+               ledger: Ledger) -> dict:
+    splits: dict[str, dict] = {}
+    digest = xxhash.xxh3_128()
+    for i in sorted(manifests):
+        m = manifests[i]
+        digest.update(m["digest"].encode())
+        for split, st in m["stats"].items():
+            s = splits.setdefault(split, {"images": 0, "objects": 0, "labeled": 0, "empty": 0, "unlabeled": 0,
+                                          "class_counts": Counter()})
+            for k in ("images", "objects", "labeled", "empty", "unlabeled"):
+                s[k] += st.get(k, 0)
+            s["class_counts"].update(m["class_counts"].get(split, {}))
+    ordered = {}
+    for split in _ordered_splits(splits):
+        s = splits[split]
+        s["class_counts"] = {n: s["class_counts"].get(n, 0) for n in class_names}
+        ordered[split] = s
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "cvft_version": __version__,
+        "task": task,
+        "classes": list(class_names),
+        "categories": connector.category_info(),
+        "splits": ordered,
+        "source": {"path": str(Path(connector.root).resolve()), "connector": connector.name,
+                   "options": opts.connector_options, **({"info": connector.source_info()} if connector.source_info() else {})},
+        "images": {"storage": "reference" if opts.reference and not opts.max_side else "embedded",
+                   "max_side": opts.max_side},
+        "split": {"ratios": opts.split_ratios, "seed": opts.seed} if opts.split_ratios else None,
+        "on_error": opts.on_error,
+        "ledger": ledger.summary(),
+        "content_hash": digest.hexdigest(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def _link(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _assemble(work: Path, out: Path, task: str, class_names: list[str], manifests: dict, info: dict,
+              ledger: Ledger, overwrite: bool) -> None:
+    """Lay out the committed shards as ``save_to_disk`` would, then rename into place."""
+    from datasets import DatasetInfo
+
+    features = features_for(task, class_names)
+    staging = work / "dataset"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir()
+    per_split: dict[str, list[Path]] = {}
+    for i in sorted(manifests):
+        for split, f in manifests[i]["files"].items():
+            if f["rows"]:
+                per_split.setdefault(split, []).append(work / f["file"])
+    if not per_split:
+        per_split["train"] = []
+    split_names = _ordered_splits(per_split)
+    for split in split_names:
+        d = staging / split
+        d.mkdir()
+        files = per_split[split]
+        if not files:  # an empty split still opens as a 0-row dataset
+            from datasets.arrow_writer import ArrowWriter
+            w = ArrowWriter(features=features, path=str(work / f"empty.{split}.arrow"))
+            w.finalize()
+            w.close()
+            files = [work / f"empty.{split}.arrow"]
+        n = len(files)
+        for k, src in enumerate(files):
+            _link(src, d / f"data-{k:05d}-of-{n:05d}.arrow")
+        fp = xxhash.xxh3_64_hexdigest(f"{info['content_hash']}/{split}".encode())
+        state = {"_data_files": [{"filename": f"data-{k:05d}-of-{n:05d}.arrow"} for k in range(n)],
+                 "_fingerprint": fp, "_format_columns": None, "_format_kwargs": {}, "_format_type": None,
+                 "_output_all_columns": False, "_split": split}
+        (d / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True), encoding="utf-8")
+        DatasetInfo(features=features, description="cvft dataset").write_to_directory(str(d))
+    info["splits"] = {s: info["splits"].get(s, {"images": 0, "objects": 0, "labeled": 0, "empty": 0,
+                                                 "unlabeled": 0, "class_counts": {n: 0 for n in class_names}})
+                      for s in split_names}
+    (staging / "dataset_dict.json").write_text(json.dumps({"splits": split_names}), encoding="utf-8")
+    (staging / CVFT_JSON).write_text(json.dumps(info, indent=2, ensure_ascii=False), encoding="utf-8")
+    ledger.write_jsonl(staging / LEDGER_JSONL)
+    replace_dir(staging, out, overwrite)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def replace_dir(src: Path, dst: Path, overwrite: bool) -> None:
+    """Rename the finished folder ``src`` to ``dst`` (replacing it when ``overwrite``)."""
+    old = None
+    if dst.exists():
+        if not overwrite:
+            raise UsageError(f"{dst} already exists; pass --overwrite to replace it")
+        old = dst.parent / f".{dst.name}.cvft-old-{os.getpid()}"
+        os.replace(dst, old)
+    os.replace(src, dst)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

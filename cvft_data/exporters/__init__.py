@@ -1,0 +1,15 @@
+"""Exporters: a cvft dataset out to the layouts training tools read.
+
+Every exporter writes into a staging folder and renames it into place, writes the bytes it stored
+(never re-encoding), and keeps an export ledger of what the target format could not carry.
+"""
+
+from __future__ import annotations
+
+from .coco import export_coco
+from .imagefolder import export_imagefolder
+from .yolo import export_yolo
+
+EXPORTERS = {"yolo": export_yolo, "coco": export_coco, "imagefolder": export_imagefolder}
+
+__all__ = ["EXPORTERS", "export_coco", "export_imagefolder", "export_yolo"]

@@ -1,0 +1,212 @@
+"""One :class:`~connectors.base.ImageRecord` -> one canonical row (runs in the worker processes).
+
+This is where the real image is met: bytes read, header probed, geometry checked against the
+displayed size, YOLO coordinates scaled, optional downscale applied. Problems go to the policy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from . import boxes, masks
+from .errors import CorruptImageError, GeometryError, MissingImageError, SizeMismatchError, SourceError, \
+    UnknownClassError
+from .imageinfo import ImageInfo, downscale, probe
+from .ledger import ErrorPolicy
+
+#: How far (pixels) geometry may leave the image before it counts as out of bounds. Sub-pixel
+#: overshoot is what rounding in annotation tools produces; it is kept unchanged.
+BOUNDS_TOLERANCE = 1.0
+
+
+@dataclass(frozen=True)
+class RowContext:
+    task: str
+    class_names: tuple[str, ...]
+    reference: bool = False
+    max_side: int | None = None
+
+
+def _read(rec) -> bytes:
+    if rec.data is not None:
+        return rec.data
+    try:
+        with open(rec.path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise MissingImageError("image file not found", file=str(rec.path), item=rec.image_id,
+                                expected="an image file at this path") from None
+    except OSError as exc:
+        raise CorruptImageError(f"cannot read the file ({exc.strerror})", file=str(rec.path), item=rec.image_id,
+                                expected="a readable image file") from None
+
+
+def _check_box(box, info: ImageInfo, policy: ErrorPolicy, rec, ref: str):
+    """Returns the box to keep (maybe clipped) or None to drop it."""
+    if box[2] <= 0 or box[3] <= 0:
+        policy.handle(GeometryError(f"degenerate box {list(box)}", file=rec.source_file, item=ref,
+                                    expected="positive width and height"), action="dropped_annotation")
+        return None
+    if boxes.out_of_bounds(box, info.width, info.height, BOUNDS_TOLERANCE):
+        clipped = boxes.clip_box(box, info.width, info.height)
+        keep = clipped[2] > 0 and clipped[3] > 0
+        policy.handle(GeometryError(f"box {[round(v, 2) for v in box]} leaves the {info.width}x{info.height} image",
+                                    file=rec.source_file, item=ref, expected="a box inside the image"),
+                      action="clipped" if keep else "dropped_annotation")
+        return clipped if keep else None
+    return box
+
+
+def _object(obj, info: ImageInfo, policy: ErrorPolicy, rec, names: set[str]) -> dict | None:
+    ref = obj.ref if "#" in (obj.ref or "") else f"{rec.image_id}#{obj.ref or obj.category}"
+    if obj.category not in names:
+        policy.handle(UnknownClassError(f"class {obj.category!r} is not declared", file=rec.source_file, item=ref,
+                                        expected="one of the dataset's classes"), action="dropped_annotation")
+        return None
+    w, h = info.width, info.height
+    polygons = [boxes.polygon_to_abs(p, width=w, height=h) if obj.normalized else list(p) for p in obj.polygons]
+    bbox = obj.bbox
+    if bbox is not None and obj.normalized:
+        bbox = boxes.yolo_to_xywh(*bbox, width=w, height=h)
+    kept_polys = []
+    for p in polygons:
+        if boxes.polygon_out_of_bounds(p, w, h, BOUNDS_TOLERANCE):
+            policy.handle(GeometryError(f"polygon leaves the {w}x{h} image", file=rec.source_file, item=ref,
+                                        expected="vertices inside the image"), action="clipped")
+            p = boxes.clip_polygon(p, w, h)
+        if boxes.polygon_area(p) <= 0:
+            policy.handle(GeometryError("polygon has zero area", file=rec.source_file, item=ref,
+                                        expected="a polygon with area"), action="dropped_annotation")
+            continue
+        kept_polys.append(p)
+    if obj.polygons and not kept_polys:
+        return None
+    rle = obj.rle
+    if rle is not None and list(rle["size"]) != [h, w]:
+        policy.handle(GeometryError(f"mask size {rle['size']} differs from the image (h, w) {[h, w]}",
+                                    file=rec.source_file, item=ref, expected="a mask over the whole image"),
+                      action="dropped_annotation")
+        return None
+    if bbox is None:
+        bbox = boxes.polygons_bbox(kept_polys) if kept_polys else masks.bbox(rle) if rle else None
+        if bbox is None:
+            return None
+    bbox = _check_box(bbox, info, policy, rec, ref)
+    if bbox is None:
+        return None
+    area = obj.area if obj.area is not None else (
+        masks.area(rle) if rle else sum(boxes.polygon_area(p) for p in kept_polys) if kept_polys else bbox[2] * bbox[3])
+    attributes = dict(obj.attributes)
+    if obj.keypoints:
+        kp = list(obj.keypoints)
+        if obj.normalized:
+            kp = [v * (w if i % 3 == 0 else h if i % 3 == 1 else 1) for i, v in enumerate(kp)]
+        attributes["keypoints"] = kp
+    return {"bbox": list(bbox), "category": obj.category, "area": float(area), "iscrowd": bool(obj.iscrowd),
+            "segmentation": {"polygons": kept_polys, "rle": rle}, "attributes": attributes}
+
+
+def _scale_objects(objects: dict, sx: float, sy: float, new_w: int, new_h: int) -> None:
+    for i in range(len(objects["bbox"])):
+        objects["bbox"][i] = list(boxes.scale_box(objects["bbox"][i], sx, sy))
+        objects["area"][i] = objects["area"][i] * sx * sy
+        seg = objects["segmentation"][i]
+        seg["polygons"] = [boxes.scale_polygon(p, sx, sy) for p in seg["polygons"]]
+        if seg["rle"] is not None:
+            seg["rle"] = masks.resize(seg["rle"], new_w, new_h)
+            objects["area"][i] = masks.area(seg["rle"])
+        kp = objects["attributes"][i].get("keypoints")
+        if kp:
+            objects["attributes"][i]["keypoints"] = [v * (sx if j % 3 == 0 else sy if j % 3 == 1 else 1)
+                                                     for j, v in enumerate(kp)]
+
+
+def build_row(rec, ctx: RowContext, policy: ErrorPolicy) -> dict[str, Any] | None:
+    """The canonical row for ``rec``, or None when the image is dropped (ledgered)."""
+    try:
+        data = _read(rec)
+        info = probe(data, name=rec.image_id, file=str(rec.path) if rec.path else rec.image_id)
+        if rec.declared_size and tuple(rec.declared_size) != (info.width, info.height):
+            raw = (info.raw_width, info.raw_height)
+            hint = " (it matches the pixels before EXIF rotation)" if tuple(rec.declared_size) == raw != (info.width, info.height) else ""
+            policy.handle(SizeMismatchError(f"declared size {rec.declared_size[0]}x{rec.declared_size[1]} differs "
+                                            f"from the image's {info.width}x{info.height}{hint}",
+                                            file=rec.source_file, item=rec.image_id,
+                                            expected="the displayed size of the image"), action="kept")
+    except SourceError as exc:
+        policy.handle(exc, action="dropped_image", annotations=rec.annotation_count)
+        return None
+    for n in rec.notes:
+        policy.note(rec.image_id, n.reason, n.action, n.detail, file=n.file)
+    meta = dict(rec.meta)
+    row: dict[str, Any] = {"image_id": rec.image_id, "width": info.width, "height": info.height,
+                           "label_status": rec.label_status, "group": rec.group}
+    names = set(ctx.class_names)
+    if ctx.task == "classification":
+        row["label"] = rec.label
+        if rec.label is not None and rec.label not in names:
+            policy.handle(UnknownClassError(f"class {rec.label!r} is not declared", file=rec.source_file,
+                                            item=rec.image_id, expected="one of the dataset's classes"),
+                          action="dropped_annotation")
+            row["label"], row["label_status"] = None, "unlabeled"
+    elif ctx.task == "multilabel":
+        row["labels"] = [lb for lb in (rec.labels or []) if lb in names]
+    elif ctx.task == "panoptic":
+        row["segments_info"], row["panoptic"] = [], None
+        if rec.panoptic_path is not None:
+            try:
+                png = _read(type(rec)(image_id=rec.image_id, path=rec.panoptic_path))
+                pinfo = probe(png, name=str(rec.panoptic_path))
+                if (pinfo.width, pinfo.height) != (info.width, info.height):
+                    raise SizeMismatchError(f"panoptic PNG is {pinfo.width}x{pinfo.height}, the image "
+                                            f"{info.width}x{info.height}", file=str(rec.panoptic_path),
+                                            item=rec.image_id, expected="a PNG of the image's size")
+                row["panoptic"] = {"bytes": png, "path": None}
+                row["segments_info"] = [{"id": s.id, "category": s.category, "area": s.area, "bbox": list(s.bbox),
+                                         "iscrowd": s.iscrowd} for s in rec.segments]
+            except SourceError as exc:
+                policy.handle(exc, action="dropped_annotation")
+                row["label_status"] = "unlabeled"
+    else:
+        objs = [o for o in (_object(obj, info, policy, rec, names) for obj in rec.objects) if o is not None]
+        row["objects"] = {k: [o[k] for o in objs] for k in
+                          ("bbox", "category", "area", "iscrowd", "segmentation", "attributes")}
+        if rec.objects and not objs and rec.label_status == "labeled":
+            row["label_status"] = "unlabeled"
+            policy.note(rec.image_id, "all_annotations_dropped", "unlabeled",
+                        f"all {len(rec.objects)} objects were dropped; the image is kept as unlabeled",
+                        file=rec.source_file)
+    if ctx.max_side and max(info.width, info.height) > ctx.max_side:
+        data, new_w, new_h = downscale(data, info, ctx.max_side)
+        sx, sy = new_w / info.width, new_h / info.height
+        meta["original_size"] = [info.width, info.height]
+        row["width"], row["height"] = new_w, new_h
+        if "objects" in row:
+            _scale_objects(row["objects"], sx, sy, new_w, new_h)
+        if row.get("panoptic"):
+            from PIL import Image
+            import io
+            with Image.open(io.BytesIO(row["panoptic"]["bytes"])) as p:
+                out = io.BytesIO()
+                p.convert("RGB").resize((new_w, new_h), Image.Resampling.NEAREST).save(out, "PNG")
+            row["panoptic"] = {"bytes": out.getvalue(), "path": None}
+            for s in row["segments_info"]:
+                s["bbox"], s["area"] = list(boxes.scale_box(s["bbox"], sx, sy)), s["area"] * sx * sy
+        row["image"] = {"bytes": data, "path": None}
+    elif ctx.reference and rec.path is not None:
+        row["image"] = {"bytes": None, "path": os.path.abspath(rec.path)}
+    else:
+        row["image"] = {"bytes": data, "path": None}
+    row["meta"] = meta
+    row["_xxh3"] = info.xxh3
+    return row
+
+
+def row_digest_text(row: dict) -> str:
+    """The text a row contributes to the dataset's content hash (image hash + annotations)."""
+    ann = {k: v for k, v in row.items() if k not in ("image", "panoptic", "_xxh3")}
+    return row["_xxh3"] + json.dumps(ann, sort_keys=True, default=str)
+

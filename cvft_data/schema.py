@@ -1,0 +1,134 @@
+"""The canonical cvft schema, declared once as :class:`datasets.Features`.
+
+One row per image. Common columns: ``image_id``, ``image``, ``width``, ``height``, ``label_status``,
+``group``, ``meta``. Task columns:
+
+=========================  ==========================================================
+task                       columns
+=========================  ==========================================================
+``classification``         ``label`` (ClassLabel; None for null and unlabeled images)
+``multilabel``             ``labels`` (list of ClassLabel)
+``detection``              ``objects`` (bbox, category, area, iscrowd, segmentation, attributes)
+``instance_segmentation``  ``objects`` as detection, with polygons or RLE in ``segmentation``
+``panoptic``               ``segments_info`` (list) + ``panoptic`` (Image, COCO panoptic PNG)
+=========================  ==========================================================
+
+``objects.segmentation`` holds, per object, ``polygons`` (list of flat ``[x1, y1, ...]`` lists, in
+float64 so COCO coordinates round-trip exactly) and ``rle`` (COCO compressed RLE, ``counts`` a string,
+``size`` ``[h, w]``; null when the object has polygons or no mask).
+
+Example:
+    >>> f = features_for("detection", ["cat", "dog"])
+    >>> f["objects"]["category"].feature.names
+    ['cat', 'dog']
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from datasets import ClassLabel, Features, Image, Json, List, Value
+
+SCHEMA_VERSION = 1
+
+Task = Literal["classification", "multilabel", "detection", "instance_segmentation", "panoptic"]
+TASKS: tuple[str, ...] = ("classification", "multilabel", "detection", "instance_segmentation", "panoptic")
+OBJECT_TASKS = ("detection", "instance_segmentation")
+LABEL_STATUSES = ("labeled", "empty", "unlabeled")
+CANONICAL_SPLITS = ("train", "validation", "test")
+
+_SPLIT_ALIASES = {
+    "train": "train", "training": "train",
+    "val": "validation", "valid": "validation", "validation": "validation", "dev": "validation",
+    "test": "test", "testing": "test",
+}
+
+
+def canonical_split(name: str) -> str:
+    """Map a source's split name to cvft's (``val``/``valid`` -> ``validation``); other names are
+    lower-cased and kept (``datasets`` allows ``\\w+`` split names).
+
+    >>> canonical_split("Valid"), canonical_split("minival")
+    ('validation', 'minival')
+    """
+    low = name.strip().lower()
+    if low in _SPLIT_ALIASES:
+        return _SPLIT_ALIASES[low]
+    cleaned = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in low).strip("_")
+    return cleaned or "train"
+
+
+def is_split_name(name: str) -> bool:
+    return name.strip().lower() in _SPLIT_ALIASES
+
+
+def segmentation_feature() -> dict:
+    return {
+        "polygons": List(List(Value("float64"))),
+        "rle": {"size": List(Value("int32"), length=2), "counts": Value("string")},
+    }
+
+
+def objects_feature(class_names: list[str]) -> dict:
+    return {
+        "bbox": List(List(Value("float32"), length=4)),
+        "category": List(ClassLabel(names=class_names)),
+        "area": List(Value("float32")),
+        "iscrowd": List(Value("bool")),
+        "segmentation": List(segmentation_feature()),
+        "attributes": List(Json()),
+    }
+
+
+def features_for(task: str, class_names: list[str]) -> Features:
+    """The :class:`datasets.Features` of a cvft dataset of ``task`` with ``class_names``."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    cols: dict = {
+        "image_id": Value("string"),
+        "image": Image(),
+        "width": Value("int32"),
+        "height": Value("int32"),
+    }
+    if task == "classification":
+        cols["label"] = ClassLabel(names=class_names)
+    elif task == "multilabel":
+        cols["labels"] = List(ClassLabel(names=class_names))
+    elif task in OBJECT_TASKS:
+        cols["objects"] = objects_feature(class_names)
+    else:  # panoptic
+        cols["segments_info"] = List({
+            "id": Value("int64"),
+            "category": ClassLabel(names=class_names),
+            "area": Value("float32"),
+            "bbox": List(Value("float32"), length=4),
+            "iscrowd": Value("bool"),
+        })
+        cols["panoptic"] = Image()
+    cols["label_status"] = Value("string")
+    cols["group"] = Value("string")
+    cols["meta"] = Json()
+    return Features(cols)
+
+
+def task_of(features: Features) -> str:
+    """Read the task back from a dataset's features."""
+    if "label" in features:
+        return "classification"
+    if "labels" in features:
+        return "multilabel"
+    if "segments_info" in features:
+        return "panoptic"
+    if "objects" in features:
+        return "instance_segmentation"  # refined by cvft.json; detection and segmentation share columns
+    raise ValueError("not a cvft dataset: no label, labels, objects or segments_info column")
+
+
+def class_names_of(features: Features) -> list[str]:
+    if "label" in features:
+        return list(features["label"].names)
+    if "labels" in features:
+        return list(features["labels"].feature.names)
+    if "objects" in features:
+        return list(features["objects"]["category"].feature.names)
+    return list(features["segments_info"].feature["category"].names)
