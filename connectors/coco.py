@@ -13,8 +13,14 @@ from typing import Any, Iterator
 
 from cvft_data import masks
 from cvft_data.boxes import polygon_area, polygons_bbox
-from cvft_data.errors import AnnotationError, GeometryError, MalformedFileError, MissingImageError, \
-    SourceError, UnknownClassError
+from cvft_data.errors import (
+    AnnotationError,
+    GeometryError,
+    MalformedFileError,
+    MissingImageError,
+    SourceError,
+    UnknownClassError,
+)
 from cvft_data.paths import is_absolute_name, relpath_posix, safe_relative
 from cvft_data.schema import canonical_split, is_split_name
 
@@ -230,7 +236,7 @@ class _CocoBase(Connector):
 
     def source_info(self) -> dict:
         out = {}
-        for split, path, data in self._load():
+        for split, _path, data in self._load():
             extra = {k: data[k] for k in ("info", "licenses", "license") if k in data}
             if extra:
                 out[split] = extra

@@ -16,8 +16,17 @@ from cvft_data.imageinfo import IMAGE_EXTENSIONS
 from cvft_data.paths import relpath_posix, safe_relative
 from cvft_data.schema import canonical_split, is_split_name
 
-from .base import Confidence, Connector, ImageRecord, ObjectRecord, find_case_insensitive, is_hidden, \
-    is_image_name, read_prefix, register, walk_files
+from .base import (
+    Confidence,
+    Connector,
+    ImageRecord,
+    ObjectRecord,
+    find_case_insensitive,
+    is_image_name,
+    read_prefix,
+    register,
+    walk_files,
+)
 
 
 def parse_voc_xml(path: Path) -> Element:

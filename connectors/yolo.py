@@ -5,7 +5,6 @@ Pure parsing: :func:`parse_label_line`, :func:`parse_names`, :func:`parse_obj_da
 
 from __future__ import annotations
 
-import os
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
 

@@ -11,12 +11,23 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .errors import (AnnotationError, CorruptImageError, CvftError, FormatDetectionError,  # noqa: E402
-                     GeometryError, MalformedFileError, MissingImageError, SizeMismatchError, SourceError,
-                     UnknownClassError, UnsafePathError, UsageError)
+from .api import export, info, ingest, load, read_ledger  # noqa: E402
+from .errors import (  # noqa: E402
+                     AnnotationError,
+                     CorruptImageError,
+                     CvftError,
+                     FormatDetectionError,
+                     GeometryError,
+                     MalformedFileError,
+                     MissingImageError,
+                     SizeMismatchError,
+                     SourceError,
+                     UnknownClassError,
+                     UnsafePathError,
+                     UsageError,
+)
 from .ledger import ErrorPolicy, Ledger, LedgerEntry  # noqa: E402
 from .schema import SCHEMA_VERSION, TASKS, features_for  # noqa: E402
-from .api import export, info, ingest, load, read_ledger  # noqa: E402
 
 __all__ = [
     "AnnotationError", "CorruptImageError", "CvftError", "ErrorPolicy", "FormatDetectionError", "GeometryError",

@@ -238,7 +238,7 @@ def build_dataset(connector, out: str | os.PathLike, options: BuildOptions | Non
                 manifests[index] = json.loads(committed.read_text())
                 _advance(bar, on_progress, len(chunk))
                 continue
-            if workers <= 1:
+            if workers <= 1 or n_images <= shard_size:  # one shard: a pool would only add start-up time
                 manifests[index] = write_shard(index, chunk, ctx, opts.on_error, work)
                 _advance(bar, on_progress, len(chunk))
                 continue

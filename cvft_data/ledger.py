@@ -96,7 +96,7 @@ class Ledger:
                 f.write(json.dumps(e.to_dict(), ensure_ascii=False) + "\n")
 
     @classmethod
-    def read_jsonl(cls, path: Path) -> "Ledger":
+    def read_jsonl(cls, path: Path) -> Ledger:
         ledger = cls()
         if Path(path).exists():
             with open(path, encoding="utf-8") as f:
@@ -134,5 +134,5 @@ class ErrorPolicy:
         self.ledger.note(*args, **kwargs)
 
 
-def as_policy(on_error: "PolicyName | ErrorPolicy") -> ErrorPolicy:
+def as_policy(on_error: PolicyName | ErrorPolicy) -> ErrorPolicy:
     return on_error if isinstance(on_error, ErrorPolicy) else ErrorPolicy(on_error)

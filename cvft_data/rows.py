@@ -12,8 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import boxes, masks
-from .errors import CorruptImageError, GeometryError, MissingImageError, SizeMismatchError, SourceError, \
-    UnknownClassError
+from .errors import (
+    CorruptImageError,
+    GeometryError,
+    MissingImageError,
+    SizeMismatchError,
+    SourceError,
+    UnknownClassError,
+)
 from .imageinfo import ImageInfo, downscale, probe
 from .ledger import ErrorPolicy
 
@@ -187,8 +193,9 @@ def build_row(rec, ctx: RowContext, policy: ErrorPolicy) -> dict[str, Any] | Non
         if "objects" in row:
             _scale_objects(row["objects"], sx, sy, new_w, new_h)
         if row.get("panoptic"):
-            from PIL import Image
             import io
+
+            from PIL import Image
             with Image.open(io.BytesIO(row["panoptic"]["bytes"])) as p:
                 out = io.BytesIO()
                 p.convert("RGB").resize((new_w, new_h), Image.Resampling.NEAREST).save(out, "PNG")

@@ -76,20 +76,20 @@ def assign_splits(keys: list[SplitKey], ratios: dict[str, float], seed: int = 0)
     assignment: dict[str, str] = {}
     for g in order:
         counts = group_counts[g]
-        size = len(groups[g])
-
-        def deficit(split: str) -> tuple[float, float]:
-            # the rarest class of the group decides first, then the image count
-            if counts:
-                rare = min(counts, key=lambda c: (total_counts[c], c))
-                cls_need = ratios[split] * total_counts[rare] - placed_class[split][rare]
-            else:
-                cls_need = 0.0
-            img_need = ratios[split] * n_total - placed_images[split]
-            return (cls_need / max(total_counts[rare], 1) if counts else 0.0) + img_need / max(n_total, 1), img_need
-
-        best = max(names, key=lambda s: (deficit(s), ratios[s]))
+        rare = min(counts, key=lambda c: (total_counts[c], c)) if counts else None
+        best = max(names, key=lambda split: (_need(split, rare, ratios, total_counts, placed_class, placed_images,
+                                                   n_total), ratios[split]))
         assignment[g] = best
-        placed_images[best] += size
+        placed_images[best] += len(groups[g])
         placed_class[best].update(counts)
     return [assignment[k.group if k.group else f"\0{k.image_id}\0{i}"] for i, k in enumerate(keys)]
+
+
+def _need(split: str, rare: str | None, ratios: dict[str, float], total_counts: Counter, placed_class: dict,
+          placed_images: Counter, n_total: int) -> float:
+    """How far ``split`` is below its target, for the group's rarest class first, then in images."""
+    img_need = (ratios[split] * n_total - placed_images[split]) / max(n_total, 1)
+    if rare is None:
+        return img_need
+    cls_need = (ratios[split] * total_counts[rare] - placed_class[split][rare]) / max(total_counts[rare], 1)
+    return cls_need + img_need

@@ -1,0 +1,1 @@
+"""Command-line entry points (``cvft-ingest``, ``cvft``). Each ``main(argv=None) -> int``."""

@@ -1,0 +1,53 @@
+"""Printing what a command did: summaries for people, exit codes for scripts."""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+from ..errors import CvftError, FormatDetectionError, SourceError, UsageError
+
+EXIT_OK, EXIT_DATA, EXIT_USAGE = 0, 1, 2
+
+
+def run_guarded(fn: Callable[[], int], *, hint: str = "") -> int:
+    """Run a command body; turn cvft errors into one clear message and an exit code."""
+    try:
+        return fn()
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except FormatDetectionError as exc:
+        print(f"error: {exc}\nname the format with --format (see --list-formats)", file=sys.stderr)
+        return EXIT_DATA
+    except SourceError as exc:
+        print(f"error: {exc}" + (f"\n{hint}" if hint else ""), file=sys.stderr)
+        return EXIT_DATA
+    except CvftError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DATA
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+def print_summary(info: dict, *, out=sys.stdout, ledger_entries=None, path: str | None = None) -> None:
+    """The closing summary: images, objects and classes per split, empty/unlabeled, the ledger."""
+    w = out.write
+    head = f"{info['task']} dataset" + (f" at {path}" if path else "")
+    w(f"{head}: {len(info['classes'])} classes, source {info['source']['connector']}\n")
+    w(f"  {'split':<12}{'images':>9}{'objects':>9}{'classes':>9}{'empty':>8}{'unlabeled':>11}\n")
+    for split, s in info["splits"].items():
+        present = sum(1 for v in s.get("class_counts", {}).values() if v)
+        w(f"  {split:<12}{s['images']:>9}{s['objects']:>9}{present:>9}{s['empty']:>8}{s['unlabeled']:>11}\n")
+    led = info["ledger"]
+    if not led["entries"]:
+        w("ledger: nothing dropped or changed\n")
+        return
+    w(f"ledger: {led['entries']} entries, {led['images_dropped']} images and {led['annotations_dropped']} "
+      f"annotations dropped\n")
+    for reason, n in led["by_reason"].items():
+        example = next((e for e in ledger_entries or [] if e.reason == reason), None)
+        w(f"  {reason:<28}{n:>7}" + (f"   e.g. {example.item}: {example.detail}" if example else "") + "\n")
+    if path:
+        w(f"  every entry: {path}/ledger.jsonl\n")

@@ -1,0 +1,85 @@
+"""``cvft-ingest SRC --out DIR``: read a source with its connector, write a cvft dataset.
+
+Example::
+
+    cvft-ingest exports/roboflow_coco --out datasets/sharks
+    cvft-ingest camera_traps/ --out datasets/ct --on-error skip --max-side 1024 --split 0.8,0.1,0.1
+    cvft-ingest SRC --list-formats          # how each connector rates SRC, and why
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import UsageError
+from ._output import EXIT_OK, EXIT_USAGE, print_summary, run_guarded
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cvft-ingest", description="Ingest images and annotations into a cvft dataset "
+                                "(Hugging Face datasets on disk + cvft.json).")
+    p.add_argument("src", nargs="?", help="source folder or annotation file")
+    p.add_argument("--out", help="output dataset folder (written atomically)")
+    p.add_argument("--format", help="connector name; detected when omitted (see --list-formats)")
+    p.add_argument("--list-formats", action="store_true", help="list connectors (ranked for SRC when given) and exit")
+    p.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                   help="raise: stop at the first bad item (default); skip: drop or mend it and ledger it")
+    p.add_argument("--max-side", type=int, help="store images downscaled so the longer side is N px (boxes scaled)")
+    p.add_argument("--reference", action="store_true", help="keep paths to the source images instead of their bytes")
+    p.add_argument("--split", metavar="RATIOS", help="re-split, e.g. 0.8,0.1,0.1 (default: keep the source's splits)")
+    p.add_argument("--seed", type=int, default=0, help="seed of --split (default 0)")
+    p.add_argument("--workers", type=int, default=0, help="worker processes (default: one per core)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="connector option (repeatable), e.g. --option labelmap=labelmap.txt")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _list_formats(src: str | None) -> int:
+    import connectors
+
+    if src:
+        for cls, conf in connectors.rank(src):
+            print(f"{cls.name:<16}{conf.score:>5.2f}  {conf.reason}")
+        return EXIT_OK
+    for name, cls in sorted(connectors.available().items()):
+        print(f"{name:<16}{cls.summary}")
+        for opt, text in cls.options_help.items():
+            print(f"{'':<18}--option {opt}=...  {text}")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list_formats:
+        return _list_formats(args.src)
+    if not args.src or not args.out:
+        print("error: SRC and --out are required (or --list-formats)", file=sys.stderr)
+        return EXIT_USAGE
+
+    def body() -> int:
+        import cvft_data
+
+        options = {}
+        for kv in args.option:
+            if "=" not in kv:
+                raise UsageError(f"--option {kv!r}: expected KEY=VALUE")
+            k, v = kv.split("=", 1)
+            options[k.strip()] = v
+        try:
+            info = cvft_data.ingest(args.src, args.out, format=args.format, on_error=args.on_error,
+                                    reference=args.reference, max_side=args.max_side, split=args.split,
+                                    seed=args.seed, workers=args.workers, overwrite=args.overwrite,
+                                    progress=not args.quiet, **options)
+        except ValueError as exc:  # bad --split text and the like
+            raise UsageError(str(exc)) from None
+        print_summary(info, ledger_entries=list(cvft_data.read_ledger(args.out)), path=args.out)
+        return EXIT_OK
+
+    return run_guarded(body, hint="run with --on-error skip to drop such items and list them in the ledger")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
