@@ -161,6 +161,7 @@ class VocConnector(Connector):
         if self.devkit:
             ann_dir, img_dir = self.root / "Annotations", self.root / "JPEGImages"
             xml_by_stem = {p.stem: p for p in walk_files(ann_dir) if p.suffix.lower() == ".xml"}
+            xml_lower = {k.lower(): v for k, v in xml_by_stem.items()}
             img_by_stem = {p.stem: p for p in walk_files(img_dir) if is_image_name(p.name)} if img_dir.is_dir() else {}
             sets_dir = self.root / "ImageSets" / "Main"
             lists = {p.stem: p for p in sorted(sets_dir.glob("*.txt")) if "_" not in p.stem} if sets_dir.is_dir() else {}
@@ -173,14 +174,16 @@ class VocConnector(Connector):
                 for line in lst.read_text(encoding="utf-8", errors="replace").splitlines():
                     if line.split():
                         stem = line.split()[0]
-                        listed.add(stem)
-                        items.append((canonical_split(name), stem, xml_by_stem.get(stem), img_dir))
-            for stem in sorted(set(xml_by_stem) | set(img_by_stem)):
-                if stem not in listed:
+                        listed.add(stem.lower())
+                        items.append((canonical_split(name), stem, xml_lower.get(stem.lower()), img_dir))
+            # VOC stems are matched ignoring case: 0AF.jpg belongs to 0af.xml
+            stems = {s.lower(): s for s in img_by_stem} | {s.lower(): s for s in xml_by_stem}
+            for low, stem in sorted(stems.items()):
+                if low not in listed:
                     if lists:
                         self.policy.note(stem, "not_in_image_sets", "kept",
                                          "not listed in ImageSets/Main/*.txt; put in train")
-                    items.append(("train", stem, xml_by_stem.get(stem), img_dir))
+                    items.append(("train", stem, xml_lower.get(low), img_dir))
         else:
             for p in walk_files(self.root):
                 if p.suffix.lower() != ".xml":

@@ -92,4 +92,6 @@ def _need(split: str, rare: str | None, ratios: dict[str, float], total_counts: 
     if rare is None:
         return img_need
     cls_need = (ratios[split] * total_counts[rare] - placed_class[split][rare]) / max(total_counts[rare], 1)
-    return cls_need + img_need
+    # a split still without this class comes first, so every class reaches every split when it can
+    missing = 1.0 if placed_class[split][rare] == 0 and ratios[split] > 0 else 0.0
+    return missing + cls_need + img_need
