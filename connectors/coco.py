@@ -148,7 +148,7 @@ def parse_annotation(ann: dict, id_to_name: dict[Any, str], *, file: str, image_
     keypoints = _numbers(ann.get("keypoints")) if ann.get("keypoints") else None
     obj = ObjectRecord(category=id_to_name[cid], bbox=tuple(bbox), polygons=polygons, rle=rle,
                        iscrowd=bool(ann.get("iscrowd", 0)), area=float(area), attributes=attributes,
-                       keypoints=keypoints, ref=f"{file}#{ref}")
+                       keypoints=keypoints, ref=ref)
     return obj, derived
 
 
@@ -188,7 +188,10 @@ class _CocoBase(Connector):
             return [(split_of_file(self._single_file), self._single_file)]
         chosen: dict[str, tuple[int, Path]] = {}
         for path in self.candidate_files(self.root):
-            if not self._wants(path):
+            if not (self._named_like_ours(path) or self._wants(path)):
+                if path.parent.name == "annotations":
+                    self.policy.note(relpath_posix(path, self.root), "not_coco_json", "ignored_file",
+                                     f"{path.name} has no COCO images list at its start; not read as {self.name}")
                 continue
             split = split_of_file(path)
             prio = next((i for i, p in enumerate(self.file_prefixes) if path.name.startswith(p)),
@@ -204,6 +207,10 @@ class _CocoBase(Connector):
 
     def _wants(self, path: Path) -> bool:
         return self._looks_like(path)
+
+    def _named_like_ours(self, path: Path) -> bool:
+        """A file whose name says it belongs to this format is read (and fails loudly if broken)."""
+        return path.name == "_annotations.coco.json" or any(path.name.startswith(p + "_") for p in self.file_prefixes)
 
     def _load(self) -> list[tuple[str, Path, dict]]:
         if self._loaded is None:
@@ -346,7 +353,8 @@ class CocoConnector(_CocoBase):
         return Confidence(0, "no *.json, annotations/*.json or */_annotations.coco.json")
 
     def _wants(self, path: Path) -> bool:
-        return not path.name.startswith("panoptic") and self._looks_like(path)
+        return not path.name.startswith("panoptic") and self._looks_like(path) and \
+            '"segments_info"' not in read_prefix(path)
 
     @property
     def task(self) -> str:
@@ -430,6 +438,9 @@ class CocoPanopticConnector(_CocoBase):
 
     def _wants(self, path: Path) -> bool:
         return self._looks_like(path) and (path.name.startswith("panoptic") or '"segments_info"' in read_prefix(path))
+
+    def _named_like_ours(self, path: Path) -> bool:
+        return path.name.startswith("panoptic_")
 
     @property
     def task(self) -> str:

@@ -265,6 +265,7 @@ class VocConnector(Connector):
                 item = f"{rec.image_id}#object {i}"
                 try:
                     o = parse_object(obj, file=xml_rel or "", item=item)
+                    o.ref = f"object {i}"
                     if o.category not in names:
                         raise UnknownClassError(f"class {o.category!r} is not in the label map", file=xml_rel,
                                                 item=item, expected=f"one of {sorted(names)}")
@@ -275,7 +276,7 @@ class VocConnector(Connector):
             if filename and Path(filename.strip()).name != image.name:
                 rec.note("filename_mismatch", "kept", f"<filename> {filename.strip()!r} matched {image.name!r}")
             if has_masks and (self.root / "SegmentationObject" / f"{stem}.png").is_file():
-                rec.note("voc_mask_not_read", "dropped_annotation",
+                rec.note("voc_mask_not_read", "ignored_file",
                          "SegmentationObject/SegmentationClass PNG masks are not read (boxes only)")
             rec.label_status = "labeled" if rec.objects else ("unlabeled" if objects else "empty")
             if objects and not rec.objects:

@@ -217,7 +217,13 @@ class YoloConnector(Connector):
             splits = []
             for key in _SPLIT_KEYS:
                 if doc.get(key):
-                    splits.append((canonical_split(key), self._images_of(base, doc[key], relpath_posix(y, self.root))))
+                    images = self._images_of(base, doc[key], relpath_posix(y, self.root))
+                    twin = next((s for s, imgs in splits if imgs == images), None)
+                    if twin is not None:  # "val: images/train" is common when there is no validation set
+                        self.policy.note(relpath_posix(y, self.root), "split_repeats_another", "kept",
+                                         f"{key}: lists the same images as {twin}; they are read once, in {twin}")
+                        continue
+                    splits.append((canonical_split(key), images))
             self._config = (names, splits, kpt_dims)
             return self._config
         # darknet
@@ -236,6 +242,10 @@ class YoloConnector(Connector):
 
     def categories(self) -> list[str]:
         return list(self._configure()[0])
+
+    def source_info(self) -> dict:
+        kpt_dims = self._configure()[2]
+        return {"yolo": {"kpt_dims": kpt_dims}} if kpt_dims else {}
 
     def _label_lines(self, image: Path) -> tuple[Path | None, list[str]]:
         for lp in label_path_for(image):
@@ -272,7 +282,7 @@ class YoloConnector(Connector):
                     except SourceError as exc:
                         self.policy.handle(exc, action="dropped_annotation")
                         continue
-                    obj.category = names[int(obj.category)]
+                    obj.category, obj.ref = names[int(obj.category)], f"line {i + 1}"
                     if task == "instance_segmentation" and not obj.polygons:
                         rec.note("box_without_mask", "kept",
                                  f"line {i + 1} is a box in a segmentation dataset: kept as a box with no mask")

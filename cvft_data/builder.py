@@ -162,10 +162,10 @@ def _split_key(rec) -> SplitKey:
     return SplitKey(rec.image_id, rec.group, classes, rec.label_status == "empty")
 
 
-def _fresh_records(connector) -> Iterator:
-    """A pass over the records with a fresh connector ledger, so a second pass does not repeat
-    the first one's entries."""
-    connector.policy.ledger = Ledger()
+def _fresh_records(connector, setup_entries: list[LedgerEntry]) -> Iterator:
+    """A pass over the records whose ledger holds only what the connector noted while setting up
+    (reading its configuration), so a second pass does not repeat the first one's entries."""
+    connector.policy.ledger = Ledger(list(setup_entries))
     return connector.records()
 
 
@@ -198,11 +198,12 @@ def build_dataset(connector, out: str | os.PathLike, options: BuildOptions | Non
         dupes = sorted(n for n, c in Counter(class_names).items() if c > 1)
         raise UsageError(f"the source declares class names more than once: {dupes}")
     task = connector.task
+    setup_entries = list(connector.policy.ledger)
     ctx = RowContext(task=task, class_names=tuple(class_names), reference=opts.reference, max_side=opts.max_side)
 
     # pass 1: count (and collect split keys when re-splitting); bad annotations raise here, early
     n_images, keys = 0, []
-    for rec in _fresh_records(connector):
+    for rec in _fresh_records(connector, setup_entries):
         n_images += 1
         if opts.split_ratios:
             keys.append(_split_key(rec))
@@ -229,7 +230,7 @@ def build_dataset(connector, out: str | os.PathLike, options: BuildOptions | Non
     pending: dict[Future, int] = {}
     bar = _progress(n_images, opts.progress)
     try:
-        records = _fresh_records(connector)
+        records = _fresh_records(connector, setup_entries)
         if assignment is not None:
             records = _with_splits(records, assignment)
         for index, chunk in enumerate(_chunks(records, shard_size)):

@@ -67,7 +67,7 @@ def _check_box(box, info: ImageInfo, policy: ErrorPolicy, rec, ref: str):
 
 
 def _object(obj, info: ImageInfo, policy: ErrorPolicy, rec, names: set[str]) -> dict | None:
-    ref = obj.ref if "#" in (obj.ref or "") else f"{rec.image_id}#{obj.ref or obj.category}"
+    ref = f"{rec.image_id}#{obj.ref or obj.category}"
     if obj.category not in names:
         policy.handle(UnknownClassError(f"class {obj.category!r} is not declared", file=rec.source_file, item=ref,
                                         expected="one of the dataset's classes"), action="dropped_annotation")
