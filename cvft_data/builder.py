@@ -39,6 +39,7 @@ from .rows import RowContext, build_row, row_digest_text
 from .schema import CANONICAL_SPLITS, SCHEMA_VERSION, features_for
 from .splits import SplitKey, assign_splits
 
+_MOD128 = 1 << 128
 #: Rows buffered per Arrow record batch: small, because a row carries the image bytes.
 WRITER_BATCH_SIZE = 32
 
@@ -81,7 +82,7 @@ def write_shard(index: int, records: list, ctx: RowContext, on_error: str, work:
     writers: dict[str, Any] = {}
     stats: dict[str, Counter] = {}
     class_counts: dict[str, Counter] = {}
-    digest = xxhash.xxh3_128()
+    digest_sum = 0  # sum of row digests mod 2**128: independent of how the rows were cut into shards
     tmp_files: dict[str, Path] = {}
     try:
         for rec in records:
@@ -94,7 +95,8 @@ def write_shard(index: int, records: list, ctx: RowContext, on_error: str, work:
                 writers[split] = ArrowWriter(features=features, path=str(tmp_files[split]),
                                              writer_batch_size=WRITER_BATCH_SIZE)
                 stats[split], class_counts[split] = Counter(), Counter()
-            digest.update(split.encode() + b"\0" + row_digest_text(row).encode())
+            digest_sum = (digest_sum + xxhash.xxh3_128_intdigest(split.encode() + b"\0"
+                                                                 + row_digest_text(row).encode())) % _MOD128
             _count(row, ctx.task, stats[split], class_counts[split])
             del row["_xxh3"]
             writers[split].write(features.encode_example(row))
@@ -117,7 +119,7 @@ def write_shard(index: int, records: list, ctx: RowContext, on_error: str, work:
     manifest = {"index": index, "files": files,
                 "stats": {s: dict(c) for s, c in stats.items()},
                 "class_counts": {s: dict(c) for s, c in class_counts.items()},
-                "ledger": [e.to_dict() for e in policy.ledger], "digest": digest.hexdigest()}
+                "ledger": [e.to_dict() for e in policy.ledger], "digest_sum": f"{digest_sum:032x}"}
     tmp = work / f"shard-{index:06d}.json.tmp"
     tmp.write_text(json.dumps(manifest), encoding="utf-8")
     os.replace(tmp, work / f"shard-{index:06d}.json")  # the commit
@@ -296,10 +298,10 @@ def _collect(pending: dict, manifests: dict, bar, on_progress, how) -> None:
 def _cvft_json(connector, opts: BuildOptions, task: str, class_names: list[str], manifests: dict,
                ledger: Ledger) -> dict:
     splits: dict[str, dict] = {}
-    digest = xxhash.xxh3_128()
+    digest_sum = 0
     for i in sorted(manifests):
         m = manifests[i]
-        digest.update(m["digest"].encode())
+        digest_sum = (digest_sum + int(m["digest_sum"], 16)) % _MOD128
         for split, st in m["stats"].items():
             s = splits.setdefault(split, {"images": 0, "objects": 0, "labeled": 0, "empty": 0, "unlabeled": 0,
                                           "class_counts": Counter()})
@@ -325,7 +327,7 @@ def _cvft_json(connector, opts: BuildOptions, task: str, class_names: list[str],
         "split": {"ratios": opts.split_ratios, "seed": opts.seed} if opts.split_ratios else None,
         "on_error": opts.on_error,
         "ledger": ledger.summary(),
-        "content_hash": digest.hexdigest(),
+        "content_hash": xxhash.xxh3_128_hexdigest(f"{digest_sum:032x}".encode()),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 

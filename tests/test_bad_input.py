@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from builders import coco_doc, make_coco, make_voc, make_yolo, write_image, write_json
 
 import cvft_data
-from builders import coco_doc, make_coco, make_voc, make_yolo, write_image, write_json
-from cvft_data.errors import (CorruptImageError, GeometryError, MalformedFileError, MissingImageError,
-                              UnknownClassError, UnsafePathError)
+from cvft_data.errors import (
+    CorruptImageError,
+    GeometryError,
+    MalformedFileError,
+    MissingImageError,
+    UnknownClassError,
+    UnsafePathError,
+)
 
 
 def _coco_with(tmp_path, images=(), annotations=()):

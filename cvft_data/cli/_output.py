@@ -31,9 +31,9 @@ def run_guarded(fn: Callable[[], int], *, hint: str = "") -> int:
         return 130
 
 
-def print_summary(info: dict, *, out=sys.stdout, ledger_entries=None, path: str | None = None) -> None:
+def print_summary(info: dict, *, out=None, ledger_entries=None, path: str | None = None) -> None:
     """The closing summary: images, objects and classes per split, empty/unlabeled, the ledger."""
-    w = out.write
+    w = (out or sys.stdout).write
     head = f"{info['task']} dataset" + (f" at {path}" if path else "")
     w(f"{head}: {len(info['classes'])} classes, source {info['source']['connector']}\n")
     w(f"  {'split':<12}{'images':>9}{'objects':>9}{'classes':>9}{'empty':>8}{'unlabeled':>11}\n")

@@ -71,7 +71,7 @@ class NameAllocator:
         parts = list(PurePosixPath(image_id).parts)
         while len(parts) > 1 and (parts[0] in ("images", "JPEGImages", "labels") or is_split_name(parts[0])):
             parts.pop(0)
-        if len(parts) > 1 and parts[0] in strip:
+        if len(parts) > 1 and parts[0].lower() in {x.lower() for x in strip}:
             parts.pop(0)
         if any(p in ("images", "labels") or p.startswith(".") for p in parts[:-1]):
             parts = ["__".join(parts)]

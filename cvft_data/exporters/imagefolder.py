@@ -30,7 +30,7 @@ def export_imagefolder(dataset_dir: Path, out: Path, *, overwrite: bool = False,
                                     "unlabeled image has no class folder")
                     continue
                 folder = NULL_FOLDER if row["label"] is None else ctx.class_names[row["label"]]
-                rel = names.setdefault(folder, NameAllocator()).name(row["image_id"], row["image"], strip=(folder,))
+                rel = names.setdefault(folder, NameAllocator()).name(row["image_id"], row["image"], strip=(folder, row["meta"].get("folder", "")) if row["meta"] else (folder,))
                 write_image(row["image"], ctx.staging / split_dir(split) / folder / rel)
                 n += 1
     except BaseException:
