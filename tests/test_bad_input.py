@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from builders import coco_doc, make_coco, make_voc, make_yolo, write_image, write_json
 
 import cvft_data
+from builders import coco_doc, make_coco, make_voc, make_yolo, write_image, write_json
 from cvft_data.errors import (
     CorruptImageError,
     GeometryError,

@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 import pytest
-from builders import H, W, make_coco, make_folder, make_voc, make_yolo, write_image, write_json
 
 import connectors
 import cvft_data
+from builders import H, W, make_coco, make_folder, make_voc, make_yolo, write_image, write_json
 from cvft_data import masks
 
 
