@@ -1,10 +1,13 @@
 """cvft_data: the canonical dataset, its builder, loaders, exporters and CLI.
 
 Example:
-    >>> import cvft_data                                                 # doctest: +SKIP
-    >>> info = cvft_data.ingest("exports/coco", "datasets/coco")         # doctest: +SKIP
-    >>> ds = cvft_data.load("datasets/coco")                             # doctest: +SKIP
-    >>> ds["train"][0]["objects"]["bbox"]                                # doctest: +SKIP
+    >>> import cvft_data, pathlib, tempfile
+    >>> from cvft_data.sample import write_coco_sample
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> info = cvft_data.ingest(write_coco_sample(tmp / "src", n_images=5), tmp / "ds")
+    >>> ds = cvft_data.load(tmp / "ds")
+    >>> ds["train"][1]["objects"]["bbox"]
+    [[35.0, 36.0, 33.0, 31.0], [64.0, 68.0, 26.0, 34.0]]
 """
 
 from __future__ import annotations

@@ -23,10 +23,12 @@ def ingest(src: str | os.PathLike, out: str | os.PathLike, *, format: str | None
     Returns the dataset's ``cvft.json`` content (task, classes, per-split counts, ledger summary).
 
     Example:
-        >>> import cvft_data                                                   # doctest: +SKIP
-        >>> info = cvft_data.ingest("exports/voc", "datasets/voc", on_error="skip")  # doctest: +SKIP
-        >>> info["splits"]["train"]["images"], info["ledger"]["entries"]       # doctest: +SKIP
-        (120, 3)
+        >>> import pathlib, tempfile
+        >>> from cvft_data.sample import write_coco_sample
+        >>> tmp = pathlib.Path(tempfile.mkdtemp())
+        >>> info = ingest(write_coco_sample(tmp / "src", n_images=10), tmp / "ds", on_error="skip")
+        >>> info["task"], info["classes"], info["splits"]["train"]["images"], info["ledger"]["entries"]
+        ('detection', ['wallaby', 'fox', 'echidna'], 8, 0)
     """
     import connectors
 
@@ -55,8 +57,14 @@ def load(path: str | os.PathLike):
     """The :class:`datasets.DatasetDict` saved at ``path`` (memory-mapped, nothing decoded).
 
     Example:
-        >>> ds = load("datasets/voc")              # doctest: +SKIP
-        >>> ds["train"].features["objects"]        # doctest: +SKIP
+        >>> import pathlib, tempfile
+        >>> from cvft_data.sample import write_coco_sample
+        >>> tmp = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = ingest(write_coco_sample(tmp / "src", n_images=5), tmp / "ds")
+        >>> ds = load(tmp / "ds")
+        >>> row = ds["train"][0]
+        >>> row["image_id"], row["image"].size, (row["width"], row["height"])
+        ('images/train/site00/IMG_0000.JPG', (160, 120), (160, 120))
     """
     import datasets
 
@@ -79,7 +87,13 @@ def export(path: str | os.PathLike, to: str, out: str | os.PathLike, *, overwrit
     Returns a summary with ``images``, ``objects`` and the export ledger (what the target format
     could not carry). Example:
 
-        >>> export("datasets/voc", "yolo", "exports/voc_yolo")     # doctest: +SKIP
+        >>> import pathlib, tempfile
+        >>> from cvft_data.sample import write_coco_sample
+        >>> tmp = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = ingest(write_coco_sample(tmp / "src", n_images=5), tmp / "ds")
+        >>> summary = export(tmp / "ds", "yolo", tmp / "yolo")
+        >>> summary["images"], (tmp / "yolo" / "data.yaml").is_file()
+        (5, True)
     """
     from .exporters import EXPORTERS
 

@@ -9,9 +9,13 @@ When all shards are in, the ``save_to_disk`` layout is assembled (hard links, no
 into place, so ``out`` either does not exist or is complete.
 
 Example:
-    >>> import connectors, tempfile, pathlib                              # doctest: +SKIP
-    >>> conn = connectors.get("folder")("my_images")                     # doctest: +SKIP
-    >>> build_dataset(conn, pathlib.Path(tempfile.mkdtemp()) / "ds")     # doctest: +SKIP
+    >>> import connectors, tempfile, pathlib
+    >>> from cvft_data.sample import write_coco_sample
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> conn = connectors.get("coco")(write_coco_sample(tmp / "src", n_images=5))
+    >>> info = build_dataset(conn, tmp / "ds", BuildOptions(on_error="skip", max_side=64))
+    >>> info["images"], info["splits"]["train"]["images"]
+    ({'storage': 'embedded', 'max_side': 64}, 4)
 """
 
 from __future__ import annotations

@@ -1,0 +1,72 @@
+"""The behaviour every connector owes, checked on a tiny fake copy of its layout
+(after torchvision's ``test/datasets_utils.py``). A new connector must add its builder here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import connectors
+from builders import H, W, make_coco, make_folder, make_voc, make_yolo, write_image, write_json
+from cvft_data.paths import inside
+from cvft_data.schema import TASKS
+
+
+def make_panoptic(root):
+    write_image(root / "images" / "train" / "a.jpg")
+    (root / "annotations" / "panoptic_train").mkdir(parents=True)
+    Image.fromarray(np.full((H, W, 3), 3, np.uint8)).save(root / "annotations" / "panoptic_train" / "a.png")
+    write_json(root / "annotations" / "panoptic_train.json", {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": W, "height": H}],
+        "annotations": [{"image_id": 1, "file_name": "a.png", "segments_info": [
+            {"id": 197379, "category_id": 1, "area": 384, "bbox": [0, 0, W, H], "iscrowd": 0}]}],
+        "categories": [{"id": 1, "name": "ground", "isthing": 0}]})
+    return root
+
+
+FAKES = {"folder": make_folder, "coco": make_coco, "coco_panoptic": make_panoptic, "yolo": make_yolo, "voc": make_voc}
+
+
+def test_every_connector_has_a_fake_layout():
+    assert set(FAKES) == set(connectors.available())
+
+
+@pytest.fixture(params=sorted(FAKES))
+def fake(request, tmp_path):
+    name = request.param
+    return connectors.get(name), FAKES[name](tmp_path / name)
+
+
+def test_contract(fake):
+    cls, root = fake
+    assert cls.name and cls.summary and "──" in (cls.__doc__ or ""), "docstring must draw the folder tree"
+    assert connectors.rank(root)[0][0] is cls, "it must rank first on its own layout"
+    assert connectors.detect(root) is cls
+    conn = cls(root)
+    assert conn.task in TASKS
+    names = conn.categories()
+    assert len(names) == len(set(names)) and all(isinstance(n, str) for n in names)
+    first = list(conn.records())
+    second = list(cls(root).records())
+    assert [r.image_id for r in first] == [r.image_id for r in second], "records must be deterministic"
+    ids = [(r.split, r.image_id) for r in first]
+    assert len(ids) == len(set(ids)), "image ids must be unique within a split"
+    for r in first:
+        assert r.path is not None and r.path.is_file() and inside(root, r.path)
+        assert not r.image_id.startswith("/") and ".." not in r.image_id.split("/")
+        assert r.label_status in ("labeled", "empty", "unlabeled")
+        assert r.split and r.split == r.split.lower()
+        for o in r.objects:
+            assert o.category in names
+        if r.label is not None:
+            assert r.label in names and r.label_status == "labeled"
+        if r.label_status == "empty":
+            assert not r.objects and r.label is None and not r.segments
+
+
+def test_sniff_says_why_not(fake, tmp_path):
+    cls, _ = fake
+    (tmp_path / "nothing").mkdir()
+    conf = cls.sniff(tmp_path / "nothing")
+    assert conf.score == 0 and conf.reason
