@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cvft_data.errors import FormatDetectionError, UsageError
 
-from . import coco, folder, voc, yolo  # noqa: F401  (static import list fills the registry)
+from . import coco, cvat, folder, makesense, roboflow, voc, yolo  # noqa: F401  (static import list)
 from .base import Confidence, Connector, ImageRecord, LedgerNote, ObjectRecord, SegmentRecord, register, registry
 
 __all__ = ["Confidence", "Connector", "ImageRecord", "LedgerNote", "ObjectRecord", "SegmentRecord", "available",

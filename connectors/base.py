@@ -110,6 +110,7 @@ class ImageRecord:
     meta: dict[str, Any] = field(default_factory=dict)
     declared_size: tuple[int, int] | None = None
     data: bytes | None = None
+    member: str | None = None          # a member of the zip archive at ``path``
     source_file: str | None = None   # the annotation file this record came from
     notes: list[LedgerNote] = field(default_factory=list)
 

@@ -36,6 +36,7 @@ ACTIONS = (
     "derived",              # a missing field computed from the others (bbox from a polygon)
     "kept",                 # kept unchanged, but something about it deserves a look
     "ignored_file",         # a file in the source tree that is not part of the dataset
+    "dropped_class",        # a declared class left out of the class list (e.g. Roboflow's synthetic root)
     "unlabeled",            # image kept, its annotations could not be read
 )
 

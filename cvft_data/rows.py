@@ -36,9 +36,27 @@ class RowContext:
     max_side: int | None = None
 
 
+_ZIPS: dict = {}
+
+
+def _read_member(rec) -> bytes:
+    import zipfile
+
+    z = _ZIPS.get(rec.path)
+    if z is None:  # one open handle per archive per worker process
+        z = _ZIPS[rec.path] = zipfile.ZipFile(rec.path)
+    try:
+        return z.read(rec.member)
+    except KeyError:
+        raise MissingImageError("member not in the archive", file=str(rec.path), item=rec.image_id,
+                                expected=f"a member named {rec.member}") from None
+
+
 def _read(rec) -> bytes:
     if rec.data is not None:
         return rec.data
+    if rec.member is not None:
+        return _read_member(rec)
     try:
         with open(rec.path, "rb") as f:
             return f.read()
@@ -203,7 +221,7 @@ def build_row(rec, ctx: RowContext, policy: ErrorPolicy) -> dict[str, Any] | Non
             for s in row["segments_info"]:
                 s["bbox"], s["area"] = list(boxes.scale_box(s["bbox"], sx, sy)), s["area"] * sx * sy
         row["image"] = {"bytes": data, "path": None}
-    elif ctx.reference and rec.path is not None:
+    elif ctx.reference and rec.path is not None and rec.member is None:
         row["image"] = {"bytes": None, "path": os.path.abspath(rec.path)}
     else:
         row["image"] = {"bytes": data, "path": None}

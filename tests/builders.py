@@ -146,3 +146,121 @@ def make_folder(root: Path) -> Path:
     write_image(root / "train" / ".hidden" / "x.jpg", seed=7)
     (root / "train" / "dog" / "notes.txt").write_text("not an image")
     return root
+
+
+# --- CVAT ----------------------------------------------------------------------------------------
+
+CVAT_META = """<meta><task><name>t</name><mode>annotation</mode><labels>
+  <label><name>car</name><type>any</type><attributes>
+    <attribute><name>parked</name><input_type>checkbox</input_type><values>false
+true</values></attribute>
+    <attribute><name>speed</name><input_type>number</input_type><values>0
+100</values></attribute>
+    <attribute><name>colour</name><input_type>select</input_type><values>red
+blue</values></attribute></attributes></label>
+  <label><name>person</name><type>any</type></label>
+  <label><name>body</name><type>skeleton</type></label>
+  <label><name>head</name><type>points</type><parent>body</parent></label>
+  <label><name>foot</name><type>points</type><parent>body</parent></label>
+</labels></task></meta>"""
+
+# a 5x4 disc-like mask in a 5-wide, 4-high box at (2, 3): rows .XXX. / XXXXX / XXXXX / .XXX.
+CVAT_MASK_RLE = "1, 3, 1, 10, 1, 3, 1"
+
+
+def cvat_images_xml(shapes_img0: str, extra_images: str = "") -> str:
+    return f"""<?xml version="1.0" encoding="utf-8"?>
+<annotations><version>1.1</version>{CVAT_META}
+<image id="0" name="img0.jpg" width="{W}" height="{H}">{shapes_img0}</image>{extra_images}
+</annotations>"""
+
+
+ALL_CVAT_SHAPES = f"""
+  <box label="car" occluded="1" xtl="1" ytl="2" xbr="9" ybr="8" z_order="2" group_id="4">
+    <attribute name="parked">true</attribute><attribute name="speed">12.5</attribute>
+    <attribute name="colour">red</attribute></box>
+  <box label="car" xtl="10" ytl="4" xbr="14" ybr="8" rotation="90" z_order="0"/>
+  <polygon label="person" points="2,2;8,2;8,9" z_order="1"/>
+  <polyline label="person" points="1,1;5,1;9,1"/>
+  <points label="person" points="3,3"/>
+  <ellipse label="car" cx="12" cy="8" rx="4" ry="2"/>
+  <cuboid label="car" xtl1="1" ytl1="1" xbl1="1" ybl1="5" xtr1="5" ytr1="1" xbr1="5" ybr1="5"
+          xtl2="2" ytl2="2" xbl2="2" ybl2="6" xtr2="6" ytr2="2" xbr2="6" ybr2="6"/>
+  <mask label="car" rle="{CVAT_MASK_RLE}" left="2" top="3" width="5" height="4"/>
+  <skeleton label="body"><points label="head" points="4,2" outside="0"/><points label="foot" points="5,14" occluded="1"/></skeleton>
+  <tag label="person"/>"""
+
+
+def make_cvat(root: Path, *, zipped: bool = False) -> Path:
+    import zipfile
+
+    xml = cvat_images_xml(ALL_CVAT_SHAPES, f'\n<image id="1" name="sub/img1.png" width="{W}" height="{H}"></image>')
+    if zipped:
+        root.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(root, "w") as z:
+            z.writestr("annotations.xml", xml)
+            z.writestr("images/img0.jpg", image_bytes())
+            z.writestr("images/sub/img1.png", image_bytes(fmt="PNG", seed=1))
+        return root
+    write_image(root / "images" / "img0.jpg")
+    write_image(root / "images" / "sub" / "img1.png", fmt="PNG", seed=1)
+    (root / "annotations.xml").write_text(xml)
+    return root
+
+
+def make_cvat_video(root: Path) -> Path:
+    for f in (0, 1, 2, 3):
+        write_image(root / "images" / f"frame_{f:06d}.png", fmt="PNG", seed=f)
+    (root / "annotations.xml").write_text(f"""<?xml version="1.0"?>
+<annotations><version>1.1</version><meta><task><mode>interpolation</mode>
+<labels><label><name>car</name></label></labels>
+<original_size><width>{W}</width><height>{H}</height></original_size></task></meta>
+<track id="0" label="car">
+  <box frame="0" outside="0" occluded="0" keyframe="1" xtl="1" ytl="1" xbr="5" ybr="5" z_order="0"/>
+  <box frame="1" outside="0" occluded="0" keyframe="0" xtl="2" ytl="1" xbr="6" ybr="5" z_order="0"/>
+  <box frame="2" outside="1" occluded="0" keyframe="1" xtl="3" ytl="1" xbr="7" ybr="5" z_order="0"/>
+</track>
+<track id="1" label="car">
+  <box frame="1" outside="0" occluded="1" keyframe="1" xtl="10" ytl="2" xbr="20" ybr="9" z_order="0"/>
+  <box frame="2" outside="0" occluded="0" keyframe="1" xtl="10" ytl="2" xbr="20" ybr="9" z_order="0"/>
+</track></annotations>""")
+    return root
+
+
+# --- makesense -----------------------------------------------------------------------------------
+
+MAKESENSE_CSV = "labels_my-project-name_2024-01-02-03-04-05.csv"
+
+
+def make_makesense(root: Path, *, header: bool = True) -> Path:
+    write_image(root / "a.jpg", seed=1)
+    write_image(root / "b.v2.jpg", seed=2)
+    write_image(root / "unseen.jpg", seed=3)
+    rows = ["cat,2,3,10,5,a.jpg,24,16", "dog,0,0,4,4,a.jpg,24,16", "cat,5,5,6,6,b.v2.jpg,24,16"]
+    text = ("label_name,bbox_x,bbox_y,bbox_width,bbox_height,image_name,image_width,image_height\n" if header else "")
+    (root / MAKESENSE_CSV).write_text(text + "\n".join(rows) + "\n")
+    return root
+
+
+# --- Roboflow ------------------------------------------------------------------------------------
+
+def make_roboflow_coco(root: Path) -> Path:
+    for split in ("train", "valid"):
+        write_image(root / split / f"{split}_0.jpg")
+        write_json(root / split / "_annotations.coco.json", {
+            "info": {"year": "2024"}, "licenses": [{"id": 1, "name": "Unknown"}],
+            "categories": [{"id": 0, "name": "pets", "supercategory": "none"},
+                           {"id": 1, "name": "cat", "supercategory": "pets"},
+                           {"id": 2, "name": "dog", "supercategory": "pets"}],
+            "images": [{"id": 0, "file_name": f"{split}_0.jpg", "width": W, "height": H}],
+            "annotations": [{"id": 0, "image_id": 0, "category_id": 2, "bbox": [1, 1, 5, 5], "area": 25,
+                             "iscrowd": 0, "segmentation": []}]})
+    (root / "README.roboflow.txt").write_text("exported from roboflow")
+    return root
+
+
+def make_roboflow_multilabel(root: Path) -> Path:
+    write_image(root / "train" / "x.jpg", seed=1)
+    write_image(root / "train" / "y.jpg", seed=2)
+    (root / "train" / "_classes.csv").write_text("filename, Acne, Blackheads\nx.jpg, 1, 1\ny.jpg, 0, 0\n")
+    return root

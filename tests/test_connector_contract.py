@@ -8,7 +8,20 @@ import pytest
 from PIL import Image
 
 import connectors
-from builders import H, W, make_coco, make_folder, make_voc, make_yolo, write_image, write_json
+from builders import (
+    H,
+    W,
+    make_coco,
+    make_cvat,
+    make_folder,
+    make_makesense,
+    make_roboflow_coco,
+    make_roboflow_multilabel,
+    make_voc,
+    make_yolo,
+    write_image,
+    write_json,
+)
 from cvft_data.paths import inside
 from cvft_data.schema import TASKS
 
@@ -25,7 +38,46 @@ def make_panoptic(root):
     return root
 
 
-FAKES = {"folder": make_folder, "coco": make_coco, "coco_panoptic": make_panoptic, "yolo": make_yolo, "voc": make_voc}
+def make_roboflow_yolo(root):
+    make_yolo(root)
+    (root / "data.yaml").write_text((root / "data.yaml").read_text() + "roboflow:\n  project: p\n")
+    return root
+
+
+def make_roboflow_voc(root):
+    from builders import voc_xml
+    write_image(root / "train" / "a.jpg")
+    (root / "train" / "a.xml").write_text(voc_xml("a.jpg", [("cat", (1, 1, 5, 5))]))
+    (root / "README.roboflow.txt").write_text("roboflow")
+    return root
+
+
+def make_roboflow_folder(root):
+    write_image(root / "train" / "rust" / "a.jpg")
+    write_image(root / "valid" / "clean" / "b.jpg")
+    (root / "README.dataset.txt").write_text("roboflow")
+    return root
+
+
+def make_createml(root):
+    write_image(root / "train" / "a.jpg")
+    write_json(root / "train" / "_annotations.createml.json",
+               [{"image": "a.jpg", "annotations": [{"label": "cat", "coordinates": {"x": 5, "y": 5, "width": 4,
+                                                                                    "height": 4}}]}])
+    return root
+
+
+def make_detection_csv(root):
+    write_image(root / "a.jpg")
+    (root / "_annotations.csv").write_text("filename,width,height,class,xmin,ymin,xmax,ymax\na.jpg,24,16,cat,1,1,5,5\n")
+    return root
+
+
+FAKES = {"folder": make_folder, "coco": make_coco, "coco_panoptic": make_panoptic, "yolo": make_yolo, "voc": make_voc,
+         "cvat": make_cvat, "makesense": make_makesense, "roboflow_coco": make_roboflow_coco,
+         "roboflow_yolo": make_roboflow_yolo, "roboflow_voc": make_roboflow_voc, "roboflow_folder": make_roboflow_folder,
+         "roboflow_createml": make_createml, "roboflow_multilabel": make_roboflow_multilabel,
+         "roboflow_csv": make_detection_csv}
 
 
 def test_every_connector_has_a_fake_layout():
@@ -54,6 +106,7 @@ def test_contract(fake):
     assert len(ids) == len(set(ids)), "image ids must be unique within a split"
     for r in first:
         assert r.path is not None and r.path.is_file() and inside(root, r.path)
+        assert r.member is None or r.path.suffix == ".zip"
         assert not r.image_id.startswith("/") and ".." not in r.image_id.split("/")
         assert r.label_status in ("labeled", "empty", "unlabeled")
         assert r.split and r.split == r.split.lower()

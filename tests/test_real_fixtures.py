@@ -28,6 +28,16 @@ YOLO = ["yolo/datumaro_cvat_ai/" + n for n in ("yolov8_detection", "yolo", "yolo
 VOC = ["voc/datumaro_ov/voc_dataset1", "voc/datumaro_ov/voc_dataset2_Annotations"]
 EXPECTED_CONNECTOR = {**{p: "coco" for p in COCO}, **{p: "yolo" for p in YOLO}, **{p: "voc" for p in VOC},
                       "coco/datumaro_ov/coco_panoptic": "coco_panoptic",
+                      "coco/datumaro_ov/coco_roboflow": "roboflow_coco",
+                      "roboflow/rfpy_sharks-tiny-coco": "roboflow_coco",
+                      "roboflow/rfpy_sharks-tiny-yolov9": "roboflow_yolo",
+                      "roboflow/rfpy_corrosion-singlelabel-classification": "roboflow_folder",
+                      "roboflow/rfpy_mosquitos_csv": "roboflow_csv",
+                      "makesense/real_exports": "makesense",
+                      "cvat/datumaro_cvat/for_images": "cvat",
+                      "cvat/datumaro_cvat/for_video": "cvat",
+                      "cvat/cvat_docs_examples/cvat_for_images_1.1_docs_example.xml": "cvat",
+                      "cvat/cvat_docs_examples/cvat_for_video_1.1_docs_example.xml": "cvat",
                       "yolo/datumaro_cvat_ai/yolov8_classification": "folder"}
 
 
