@@ -26,7 +26,7 @@ from cvft_data.errors import (
     SourceError,
     UnknownClassError,
 )
-from cvft_data.schema import canonical_split
+from cvft_data.schema import canonical_split, is_split_name
 
 from ._source import Source, open_source
 from .base import Confidence, Connector, ImageRecord, ObjectRecord, is_image_name, register
@@ -355,8 +355,8 @@ class CvatConnector(Connector):
         names = set(self.categories())
         task = self.task
         for fname, root in self._load():
-            default_split = "train" if Path(fname).stem.lower() in ("annotations", "default") else \
-                canonical_split(Path(fname).stem)
+            stem = Path(fname).stem
+            default_split = canonical_split(stem) if is_split_name(stem) else "train"
             if root.findall("track"):
                 yield from self._video_records(root, fname, default_split, names)
                 continue
