@@ -15,6 +15,8 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .api import export, info, ingest, load, read_ledger  # noqa: E402
+from .balance import class_weights, sample_weights, subsample_nulls, weighted_sampler  # noqa: E402
+from .checks import CheckOptions, CheckReport, Finding, check  # noqa: E402
 from .errors import (  # noqa: E402
                      AnnotationError,
                      CorruptImageError,
@@ -31,9 +33,11 @@ from .errors import (  # noqa: E402
 )
 from .ledger import ErrorPolicy, Ledger, LedgerEntry  # noqa: E402
 from .schema import SCHEMA_VERSION, TASKS, features_for  # noqa: E402
+from .splits import split  # noqa: E402
 
 __all__ = [
-    "AnnotationError", "CorruptImageError", "CvftError", "ErrorPolicy", "FormatDetectionError", "GeometryError",
+    "AnnotationError", "CheckOptions", "CheckReport", "Finding", "check", "class_weights", "sample_weights",
+    "split", "subsample_nulls", "weighted_sampler", "CorruptImageError", "CvftError", "ErrorPolicy", "FormatDetectionError", "GeometryError",
     "Ledger", "LedgerEntry", "MalformedFileError", "MissingImageError", "SCHEMA_VERSION", "SizeMismatchError",
     "SourceError", "TASKS", "UnknownClassError", "UnsafePathError", "UsageError", "__version__", "export",
     "features_for", "info", "ingest", "load", "read_ledger",

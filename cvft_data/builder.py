@@ -213,7 +213,7 @@ def build_dataset(connector, out: str | os.PathLike, options: BuildOptions | Non
         n_images += 1
         if opts.split_ratios:
             keys.append(_split_key(rec))
-    assignment = assign_splits(keys, opts.split_ratios, opts.seed) if opts.split_ratios else None
+    assignment = assign_splits(keys, opts.split_ratios, opts.seed).splits if opts.split_ratios else None
     del keys
     shard_size = opts.shard_size or shard_size_for(n_images)
 

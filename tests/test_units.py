@@ -68,8 +68,8 @@ def test_ratios():
 def test_split_assignment_is_grouped_stratified_and_seeded():
     keys = [SplitKey(f"img{i}", group=f"site{i % 40}", classes=("rare",) if i % 40 < 4 else ("common",),
                      empty=False) for i in range(800)]
-    a = assign_splits(keys, parse_ratios("0.8,0.1,0.1"), seed=3)
-    assert a == assign_splits(keys, parse_ratios("0.8,0.1,0.1"), seed=3)
+    a = assign_splits(keys, parse_ratios("0.8,0.1,0.1"), seed=3).splits
+    assert a == assign_splits(keys, parse_ratios("0.8,0.1,0.1"), seed=3).splits
     site_splits: dict[str, set] = {}
     for k, s in zip(keys, a):
         site_splits.setdefault(k.group, set()).add(s)

@@ -1,10 +1,13 @@
-"""``cvft``: work with cvft datasets (``info``, ``export``).
+"""``cvft``: work with cvft datasets (``info``, ``export``, ``check``, ``report``, ``split``).
 
 Example::
 
     cvft info datasets/sharks            # for people
     cvft info datasets/sharks --json     # for scripts
     cvft export datasets/sharks --to yolo --out exports/sharks_yolo
+    cvft check datasets/sharks --fail-on error --json
+    cvft report datasets/sharks --out sharks.html
+    cvft split datasets/sharks --out datasets/sharks_resplit --ratios 0.8,0.1,0.1 --seed 1
 """
 
 from __future__ import annotations
@@ -27,7 +30,47 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--to", required=True, choices=("yolo", "coco", "imagefolder"))
     e.add_argument("--out", required=True)
     e.add_argument("--overwrite", action="store_true")
+    c = sub.add_parser("check", help="class balance, null images, corrupt files, duplicates, leakage, geometry")
+    c.add_argument("dir")
+    _check_options(c)
+    c.add_argument("--json", action="store_true", help="one JSON object with a findings list")
+    c.add_argument("--fail-on", default="", metavar="CHECKS",
+                   help="comma-separated check names or severities (error, warning) that make the exit code 1")
+    r = sub.add_parser("report", help="a self-contained HTML page of plots, findings and previews")
+    r.add_argument("dir")
+    r.add_argument("--out", required=True, help="the HTML file to write (the preview PNG goes beside it)")
+    r.add_argument("--preview", type=int, default=12, help="sample images in the preview grid")
+    _check_options(r)
+    s = sub.add_parser("split", help="re-split by group, stratified by class, into a new dataset")
+    s.add_argument("dir")
+    s.add_argument("--out", required=True)
+    s.add_argument("--ratios", default="0.8,0.1,0.1")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--by", choices=("group", "none"), default="group")
+    s.add_argument("--stratify", action=argparse.BooleanOptionalAction, default=True)
+    s.add_argument("--overwrite", action="store_true")
     return p
+
+
+def _check_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--min-images", type=int, default=1000, help="images per class below which to warn (1000)")
+    p.add_argument("--max-imbalance", type=float, default=10.0, help="largest/smallest class ratio to warn above")
+    p.add_argument("--null-tolerance", type=float, default=0.15, help="null-share gap across splits to warn above")
+    p.add_argument("--near-distance", type=int, default=4, help="perceptual-hash bits for near duplicates (0-7)")
+    p.add_argument("--min-box-side", type=float, default=2.0, help="boxes with a smaller side are tiny (px)")
+    p.add_argument("--no-decode", action="store_true", help="skip the full decode (corrupt/near-duplicate checks)")
+    p.add_argument("--workers", type=int, default=0, help="decode processes (default: one per core)")
+
+
+def _options(args):
+    from ..checks import CheckOptions
+    from ..errors import UsageError
+
+    if not 0 <= args.near_distance <= 7:
+        raise UsageError("--near-distance must be between 0 and 7")
+    return CheckOptions(min_images_per_class=args.min_images, max_imbalance_ratio=args.max_imbalance,
+                        null_share_tolerance=args.null_tolerance, near_duplicate_distance=args.near_distance,
+                        min_box_side=args.min_box_side, decode=not args.no_decode, workers=args.workers)
 
 
 def _info(args) -> int:
@@ -69,9 +112,53 @@ def _export(args) -> int:
     return EXIT_OK
 
 
+def _check(args) -> int:
+    from ..checks import CHECKS, SEVERITIES, check
+    from ..errors import UsageError
+
+    fail_on = [x.strip() for x in args.fail_on.split(",") if x.strip()]
+    unknown = [x for x in fail_on if x not in CHECKS and x not in SEVERITIES]
+    if unknown:
+        raise UsageError(f"--fail-on: unknown {unknown}; use severities {SEVERITIES} or checks {sorted(CHECKS)}")
+    report = check(args.dir, _options(args))
+    if args.json:
+        doc = report.to_dict()
+        doc.pop("stats")
+        doc["failed"] = bool(report.failed(fail_on))
+        json.dump(doc, sys.stdout, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        print(report)
+    return 1 if report.failed(fail_on) else EXIT_OK
+
+
+def _report(args) -> int:
+    from ..report import write_report
+
+    page = write_report(args.dir, args.out, _options(args), preview=args.preview)
+    print(f"wrote {page} and {page.with_name(page.stem + '_preview.png')}")
+    return EXIT_OK
+
+
+def _split(args) -> int:
+    from ..splits import split
+
+    try:
+        info = split(args.dir, args.out, args.ratios, seed=args.seed, by=args.by, stratify=args.stratify,
+                     overwrite=args.overwrite)
+    except ValueError as exc:
+        from ..errors import UsageError
+        raise UsageError(str(exc)) from None
+    print_summary(info, path=args.out)
+    for cls, splits in info["split"]["unplaced_classes"].items():
+        print(f"  class {cls!r} could not be placed in: {', '.join(splits)} (too few groups carry it)")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_guarded(lambda: {"info": _info, "export": _export}[args.command](args))
+    commands = {"info": _info, "export": _export, "check": _check, "report": _report, "split": _split}
+    return run_guarded(lambda: commands[args.command](args))
 
 
 if __name__ == "__main__":
