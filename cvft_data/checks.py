@@ -101,6 +101,12 @@ class CheckReport:
 
 # --- reading the metadata (no image decoding) -----------------------------------------------------
 
+def column(ds, name: str) -> list:
+    """One column as a Python list (respects ``select``; indexing ``ds[name]`` element by element is
+    slow in datasets 4+, where it returns a lazy column)."""
+    return ds.select_columns([name]).to_dict()[name]
+
+
 def _rows(ds, columns: list[str]) -> Iterator[dict]:
     cols = [c for c in columns if c in ds.column_names]
     for batch in ds.select_columns(cols).iter(batch_size=1000):
@@ -279,7 +285,7 @@ def check(path: str | os.PathLike, options: CheckOptions | None = None) -> Check
     # decode pass: corrupt files, exact and near duplicates
     if opts.decode:
         scans = scan_dataset(str(path), {s: len(dsd[s]) for s in dsd}, workers=opts.workers)
-        ids = {s: dsd[s]["image_id"] for s in dsd}
+        ids = {s: column(dsd[s], "image_id") for s in dsd}
         corrupt = [(ids[s][i], r.error) for s in dsd for i, r in enumerate(scans[s]) if r.error]
         if corrupt:
             findings.append(Finding("corrupt_image", "error", f"{len(corrupt)} images do not decode: "

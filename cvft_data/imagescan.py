@@ -36,9 +36,9 @@ class ScanResult:
 def dhash(im: Image.Image) -> int:
     """64-bit difference hash: 9x8 greyscale, one bit per horizontal gradient sign.
     Robust to re-encoding and resizing, cheap enough to run on every image."""
-    g = np.asarray(im.convert("L").resize((9, 8), Image.Resampling.BILINEAR), dtype=np.int16)
+    g = np.asarray(im.convert("L").resize((9, 8), Image.Resampling.BOX), dtype=np.int16)
     bits = (g[:, 1:] > g[:, :-1]).flatten()
-    return int(sum(1 << i for i, b in enumerate(bits) if b))
+    return int(np.packbits(bits, bitorder="little").view("<u8")[0])
 
 
 def scan_bytes(data: bytes) -> ScanResult:
@@ -59,14 +59,29 @@ def _image_bytes(image: dict) -> bytes:
         return f.read()
 
 
-def _scan_range(path: str, split: str, start: int, stop: int) -> list[tuple[int, ScanResult]]:
-    import datasets
+_TABLES: dict = {}
 
-    ds = datasets.load_from_disk(path)[split].cast_column("image", datasets.Image(decode=False))
+
+def _image_column(path: str, split: str):
+    """The split's ``image`` column as an Arrow table, memory-mapped once per process.
+    Datasets saved by cvft (and by ``save_to_disk``) have no indices mapping, so Arrow row i is row i."""
+    key = (path, split)
+    if key not in _TABLES:
+        import datasets
+
+        ds = datasets.load_from_disk(path)[split]
+        if ds._indices is not None:  # a selected view: materialise the order it shows
+            ds = ds.flatten_indices()
+        _TABLES[key] = ds.data.table.select(["image"])
+    return _TABLES[key]
+
+
+def _scan_range(path: str, split: str, start: int, stop: int) -> list[tuple[int, ScanResult]]:
+    images = _image_column(path, split).slice(start, stop - start).column("image").to_pylist()
     out = []
-    for i in range(start, stop):
+    for i, image in zip(range(start, stop), images):
         try:
-            out.append((i, scan_bytes(_image_bytes(ds[i]["image"]))))
+            out.append((i, scan_bytes(_image_bytes(image))))
         except OSError as exc:
             out.append((i, ScanResult("", None, f"cannot read the image: {exc}")))
     return out

@@ -1,6 +1,14 @@
-"""cvft_train: the thin trainer (torchvision classifiers, Ultralytics YOLO, W&B logging).
+"""cvft_train: the thin trainer (torchvision classifiers, Ultralytics YOLO, W&B logging), and torch
+datasets to plug cvft datasets into your own training code.
 
-Empty for now: the trainer lands with its own issue. Importing it needs nothing beyond the core.
+Example:
+    >>> from cvft_train import TrainConfig
+    >>> TrainConfig(model="resnet18", epochs=3).updated({"lr": 0.01}).lr
+    0.01
 """
 
-__all__: list[str] = []
+from .config import TrainConfig
+from .data import ClassificationDataset, DetectionDataset, collate_detection, decode
+from .fit import fit
+
+__all__ = ["ClassificationDataset", "DetectionDataset", "TrainConfig", "collate_detection", "decode", "fit"]

@@ -1,0 +1,47 @@
+"""Weights & Biases logging (off by default; ``WANDB_MODE=offline`` works with no network).
+
+A run gets the resolved config, per-epoch metrics, the confusion matrix, the dataset as an artifact
+(its ``cvft.json`` and content hash, so the exact data version is known) and the best model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import TrainConfig
+
+
+class WandbLogger:
+    def __init__(self, cfg: TrainConfig, dataset_dir: str, run: Path):
+        import wandb
+
+        import cvft_data
+
+        info = cvft_data.info(dataset_dir)
+        self.wandb = wandb
+        self.run = wandb.init(project=cfg.wandb_project, config={**cfg.to_dict(), "dataset": str(dataset_dir),
+                                                                  "dataset_content_hash": info["content_hash"]},
+                              dir=str(run), job_type="train", reinit="finish_previous")
+        art = wandb.Artifact(f"dataset-{info['content_hash'][:16]}", type="dataset",
+                             metadata={"content_hash": info["content_hash"], "task": info["task"],
+                                       "classes": info["classes"], "splits": info["splits"]})
+        art.add_file(str(Path(dataset_dir) / "cvft.json"))
+        self.run.log_artifact(art)
+
+    def log_epoch(self, record: dict, confusion: list | None, names: list[str]) -> None:
+        flat = {k: v for k, v in record.items() if isinstance(v, (int, float))}
+        if confusion is not None:
+            table = self.wandb.Table(columns=["true", "predicted", "count"],
+                                     data=[[names[i], names[j], int(confusion[i][j])]
+                                           for i in range(len(names)) for j in range(len(names)) if confusion[i][j]])
+            flat["confusion_matrix"] = table
+        self.wandb.log(flat, step=int(record.get("epoch", 0)))
+
+    def finish(self, best_model: Path | None, final: dict) -> None:
+        self.run.summary.update({k: v for k, v in final.items() if isinstance(v, (int, float))})
+        if best_model is not None and Path(best_model).is_file():
+            art = self.wandb.Artifact(f"model-{self.run.id}", type="model", metadata={"final": {
+                k: v for k, v in final.items() if isinstance(v, (int, float))}})
+            art.add_file(str(best_model))
+            self.run.log_artifact(art)
+        self.run.finish()
