@@ -34,11 +34,13 @@ def fit(dataset: str | os.PathLike, config: TrainConfig | dict | None = None, **
     task = cfg.task or info["task"]
     run = Path(cfg.out)
     run.mkdir(parents=True, exist_ok=True)
+    main_process = int(os.environ.get("RANK", 0)) == 0   # under torchrun only rank 0 writes
     resolved = {**cfg.to_dict(), "task": task, "dataset": str(Path(dataset).resolve()),
                 "dataset_content_hash": info["content_hash"]}
-    (run / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    if main_process:
+        (run / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
     logger = None
-    if cfg.wandb:
+    if cfg.wandb and main_process:
         from .tracking import WandbLogger
         logger = WandbLogger(cfg, str(dataset), run)
     if task in ("classification", "multilabel"):
@@ -60,5 +62,6 @@ def fit(dataset: str | os.PathLike, config: TrainConfig | dict | None = None, **
         raise UsageError(f"training on a {task} dataset is not supported yet")
     if logger:
         logger.finish(best, metrics.get("final", {}))
-    (run / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    if main_process:
+        (run / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics

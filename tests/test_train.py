@@ -190,3 +190,22 @@ def test_wandb_offline_run(shapes_dataset, tmp_path, monkeypatch):
     assert b"model-" in blob and b"best.pt" in blob, "the best model artifact"
     assert b"train_loss" in blob and b"top1" in blob, "the metrics history"
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs"][0]["epoch"] == 0
+
+
+@pytest.mark.slow
+def test_ddp_under_torchrun_on_cpu(shapes_dataset, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    r = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "-m", "cvft_train.launch", str(shapes_dataset),
+                        "--model", "resnet18", "--epochs", "1", "--imgsz", "32", "--batch", "16", "--workers", "0",
+                        "--device", "cpu", "--out", str(tmp_path / "run")],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    # 300 training images, 2 processes of batch 16: 150 each -> 10 steps per process and epoch
+    assert metrics["epochs"][0]["step"] == 10
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
