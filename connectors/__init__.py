@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cvft_data.errors import FormatDetectionError, UsageError
 
-from . import coco, cvat, folder, makesense, roboflow, voc, yolo  # noqa: F401  (static import list)
+from . import camera_traps, coco, cvat, folder, makesense, megadetector, roboflow, voc, yolo  # noqa: F401  (static list)
 from .base import Confidence, Connector, ImageRecord, LedgerNote, ObjectRecord, SegmentRecord, register, registry
 
 __all__ = ["Confidence", "Connector", "ImageRecord", "LedgerNote", "ObjectRecord", "SegmentRecord", "available",
@@ -28,7 +28,9 @@ def available() -> dict[str, type[Connector]]:
 
 
 def get(name: str) -> type[Connector]:
+    """A connector by name; ``camera-trap`` and ``camera_trap`` are the same name."""
     reg = registry()
+    name = name.replace("-", "_")
     if name not in reg:
         raise UsageError(f"unknown format {name!r}; known formats: {', '.join(sorted(reg))}")
     return reg[name]

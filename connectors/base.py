@@ -62,7 +62,8 @@ class ObjectRecord:
     area: float | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
     keypoints: list[float] | None = None   # COCO-style [x, y, v, ...], same frame as the box
-    normalized: bool = False
+    normalized: bool = False               # coordinates are fractions of the image size
+    centre: bool = False                   # bbox is (cx, cy, w, h) rather than (x, y, w, h)
     ref: str = ""            # where it came from, for error messages: "file.json#annotation 12"
 
 

@@ -71,11 +71,12 @@ def parse_label_line(line: str, n_classes: int, *, kpt_dims: int | None = None, 
             for x, y in zip(kp[0::2], kp[1::2]):
                 kp3 += [x, y, 0.0 if (x == 0 and y == 0) else 2.0]
             kp = kp3
-        return ObjectRecord(category=str(cls_id), bbox=_centre_box(values[:4]), keypoints=kp, normalized=True, ref=item)
+        return ObjectRecord(category=str(cls_id), bbox=_centre_box(values[:4]), keypoints=kp, normalized=True, centre=True,
+                            ref=item)
     if len(values) == 4:
-        return ObjectRecord(category=str(cls_id), bbox=_centre_box(values), normalized=True, ref=item)
+        return ObjectRecord(category=str(cls_id), bbox=_centre_box(values), normalized=True, centre=True, ref=item)
     if len(values) == 5:
-        return ObjectRecord(category=str(cls_id), bbox=_centre_box(values[:4]), normalized=True, ref=item,
+        return ObjectRecord(category=str(cls_id), bbox=_centre_box(values[:4]), normalized=True, centre=True, ref=item,
                             attributes={"track_id": int(values[4])})
     if len(values) >= 6 and len(values) % 2 == 0:
         return ObjectRecord(category=str(cls_id), polygons=[values], normalized=True, ref=item)

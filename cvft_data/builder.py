@@ -208,11 +208,23 @@ def build_dataset(connector, out: str | os.PathLike, options: BuildOptions | Non
     ctx = RowContext(task=task, class_names=tuple(class_names), reference=opts.reference, max_side=opts.max_side)
 
     # pass 1: count (and collect split keys when re-splitting); bad annotations raise here, early
-    n_images, keys = 0, []
+    n_images, keys, n_bytes = 0, [], 0
     for rec in _fresh_records(connector, setup_entries):
         n_images += 1
         if opts.split_ratios:
             keys.append(_split_key(rec))
+        if opts.progress and rec.path is not None and rec.member is None:
+            try:
+                n_bytes += rec.path.stat().st_size
+            except OSError:
+                pass  # reported as a missing image when its shard is written
+    if opts.progress:
+        import sys
+        stored = "paths only (--reference)" if opts.reference and not opts.max_side else \
+            (f"at most ~{n_bytes / 2**20:,.0f} MB (downscaled to {opts.max_side} px)" if opts.max_side
+             else f"~{n_bytes / 2**20:,.0f} MB of image bytes")
+        print(f"ingesting {n_images:,} images with {connector.name}: the dataset will hold {stored}",
+              file=sys.stderr, flush=True)
     assignment = assign_splits(keys, opts.split_ratios, opts.seed).splits if opts.split_ratios else None
     del keys
     shard_size = opts.shard_size or shard_size_for(n_images)

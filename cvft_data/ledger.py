@@ -37,6 +37,7 @@ ACTIONS = (
     "kept",                 # kept unchanged, but something about it deserves a look
     "ignored_file",         # a file in the source tree that is not part of the dataset
     "dropped_class",        # a declared class left out of the class list (e.g. Roboflow's synthetic root)
+    "filtered",             # machine output below the threshold the user chose (MegaDetector confidence)
     "unlabeled",            # image kept, its annotations could not be read
 )
 

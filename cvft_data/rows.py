@@ -94,7 +94,9 @@ def _object(obj, info: ImageInfo, policy: ErrorPolicy, rec, names: set[str]) -> 
     polygons = [boxes.polygon_to_abs(p, width=w, height=h) if obj.normalized else list(p) for p in obj.polygons]
     bbox = obj.bbox
     if bbox is not None and obj.normalized:
-        bbox = boxes.yolo_to_xywh(*bbox, width=w, height=h)
+        bbox = boxes.yolo_to_xywh(*bbox, width=w, height=h) if obj.centre else boxes.scale_box(bbox, w, h)
+    elif bbox is not None and obj.centre:
+        bbox = boxes.centre_to_xywh(*bbox)
     kept_polys = []
     for p in polygons:
         if boxes.polygon_out_of_bounds(p, w, h, BOUNDS_TOLERANCE):

@@ -264,3 +264,59 @@ def make_roboflow_multilabel(root: Path) -> Path:
     write_image(root / "train" / "y.jpg", seed=2)
     (root / "train" / "_classes.csv").write_text("filename, Acne, Blackheads\nx.jpg, 1, 1\ny.jpg, 0, 0\n")
     return root
+
+
+# --- camera traps --------------------------------------------------------------------------------
+
+def camera_jpeg(when: str | None, seed: int = 0, w: int = W, h: int = H) -> bytes:
+    """A JPEG with Reconyx-like EXIF: NUL-padded model, DateTimeOriginal ``when`` (EXIF colons)."""
+    rng = np.random.default_rng(seed)
+    im = Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+    exif = Image.Exif()
+    exif[271] = "RECONYX  "
+    exif[272] = "HF2 PRO COVERT\x00\x00\x00"
+    ifd = exif.get_ifd(0x8769)
+    if when:
+        ifd[36867] = when
+    ifd[42033] = f"SN{seed:04d}\x00"
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=85, exif=exif.tobytes())
+    return buf.getvalue()
+
+
+#: (relative path, capture time) of the generated archive; IMG_0001.JPG repeats in every camera
+ARCHIVE = [
+    ("2019/set_01/site_A/cam1/IMG_0001.JPG", "2019:05:01 10:00:00"),
+    ("2019/set_01/site_A/cam1/IMG_0002.JPG", "2019:05:01 10:00:02"),
+    ("2019/set_01/site_A/cam1/IMG_0003.JPG", "2019:05:01 10:00:04"),
+    ("2019/set_01/site_A/cam1/IMG_0004.JPG", "2019:05:01 10:30:00"),
+    ("2019/set_01/site_A/cam2/IMG_0001.JPG", "2019:05:02 08:00:00"),
+    ("2019/set_01/site_A/cam2/IMG_0002.JPG", "2019:05:02 08:00:01"),
+    ("2019/set_01/site_B/cam1/IMG_0001.JPG", "2019:05:03 12:00:00"),
+    ("2019/set_01/site_B/cam1/IMG_0002.JPG", "2019:05:03 11:00:00"),   # clock went backwards
+    ("2019/set_01/site_B/cam1/IMG_0003.JPG", "1999:12:31 23:59:59"),   # clock reset
+    ("2020/set_02/site_C/cam1/IMG_0001.JPG", None),                    # no EXIF time
+]
+
+SPECIES_CSV = """RelativePath,File,Species
+2019/set_01/site_A/cam1,IMG_0001.JPG,wallaby
+2019/set_01/site_A/cam1,IMG_0002.JPG,wallaby
+2019/set_01/site_A/cam1,IMG_0003.JPG,none
+2019/set_01/site_A/cam1,IMG_0004.JPG,fox
+2019/set_01/site_A/cam2,IMG_0001.JPG,fox
+2019/set_01/site_A/cam2,IMG_0001.JPG,wallaby
+2019/set_01/site_B/cam1,IMG_0001.JPG,
+2019/set_01/site_B/cam1,IMG_0002.JPG,echidna
+2019/set_01/site_B/cam1,IMG_0003.JPG,echidna
+2019/set_01/site_B/cam9,IMG_0001.JPG,fox
+"""
+
+
+def make_archive(root: Path, sheet: bool = True) -> Path:
+    for i, (rel, when) in enumerate(ARCHIVE):
+        p = root / "archive" / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(camera_jpeg(when, seed=i))
+    if sheet:
+        (root / "species.csv").write_text(SPECIES_CSV)
+    return root / "archive"

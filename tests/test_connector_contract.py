@@ -73,7 +73,31 @@ def make_detection_csv(root):
     return root
 
 
-FAKES = {"folder": make_folder, "coco": make_coco, "coco_panoptic": make_panoptic, "yolo": make_yolo, "voc": make_voc,
+def make_camera_trap(root):
+    from builders import make_archive
+    return make_archive(root)
+
+
+def make_megadetector(root):
+    write_image(root / "a.jpg")
+    write_image(root / "b.jpg", seed=1)
+    write_json(root / "md.json", {"info": {"format_version": "1.4"}, "detection_categories": {"1": "animal"},
+                                  "images": [{"file": "a.jpg", "detections": [{"category": "1", "conf": 0.9,
+                                                                               "bbox": [0.1, 0.1, 0.5, 0.5]}]},
+                                             {"file": "b.jpg", "detections": []}]})
+    return root
+
+
+def make_cct(root):
+    write_image(root / "x.jpg")
+    write_json(root / "cct.json", {"images": [{"id": "x", "file_name": "x.jpg", "location": "L", "seq_id": "s"}],
+                                   "annotations": [{"id": "a", "image_id": "x", "category_id": 1}],
+                                   "categories": [{"id": 0, "name": "empty"}, {"id": 1, "name": "deer"}]})
+    return root
+
+
+FAKES = {"camera_trap": make_camera_trap, "megadetector": make_megadetector, "coco_camera_traps": make_cct,
+         "folder": make_folder, "coco": make_coco, "coco_panoptic": make_panoptic, "yolo": make_yolo, "voc": make_voc,
          "cvat": make_cvat, "makesense": make_makesense, "roboflow_coco": make_roboflow_coco,
          "roboflow_yolo": make_roboflow_yolo, "roboflow_voc": make_roboflow_voc, "roboflow_folder": make_roboflow_folder,
          "roboflow_createml": make_createml, "roboflow_multilabel": make_roboflow_multilabel,

@@ -51,3 +51,27 @@ def print_summary(info: dict, *, out=None, ledger_entries=None, path: str | None
         w(f"  {reason:<28}{n:>7}" + (f"   e.g. {example.item}: {example.detail}" if example else "") + "\n")
     if path:
         w(f"  every entry: {path}/ledger.jsonl\n")
+
+
+def print_split_audit(path: str, *, out=None) -> None:
+    """Per split: images, groups, null share and class counts; and whether any group straddles splits."""
+    from ..api import info as read_info
+    from ..api import load
+    from ..checks import column
+
+    w = (out or sys.stdout).write
+    info = read_info(path)
+    dsd = load(path)
+    groups = {s: set(g for g in column(dsd[s], "group") if g) for s in dsd}
+    w(f"split audit (seed {info['split']['seed'] if info.get('split') else '-'}):\n")
+    w(f"  {'split':<12}{'images':>8}{'groups':>8}{'null share':>12}  classes\n")
+    for s, v in info["splits"].items():
+        share = v["empty"] / v["images"] if v["images"] else 0.0
+        top = ", ".join(f"{k} {n}" for k, n in sorted(v["class_counts"].items(), key=lambda kv: -kv[1])[:6] if n)
+        w(f"  {s:<12}{v['images']:>8}{len(groups.get(s, ())):>8}{share:>12.0%}  {top}\n")
+    shared = set()
+    names = list(groups)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            shared |= groups[a] & groups[b]
+    w(f"  groups in more than one split: {len(shared)}" + (f" ({', '.join(sorted(shared)[:5])})" if shared else "") + "\n")

@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from ..errors import UsageError
-from ._output import EXIT_OK, EXIT_USAGE, print_summary, run_guarded
+from ._output import EXIT_OK, EXIT_USAGE, print_split_audit, print_summary, run_guarded
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:  # bad --split text and the like
             raise UsageError(str(exc)) from None
         print_summary(info, ledger_entries=list(cvft_data.read_ledger(args.out)), path=args.out)
+        if args.split:
+            print_split_audit(args.out)
         return EXIT_OK
 
     return run_guarded(body, hint="run with --on-error skip to drop such items and list them in the ledger")

@@ -1,0 +1,567 @@
+"""Camera-trap archives: ``year/set/site/subsite`` trees with EXIF times, species sheets and
+MegaDetector output; and COCO Camera Traps JSON (LILA).
+
+Pure parsing: :func:`parse_layout`, :func:`layout_fields`, :func:`sequences`, :func:`clock_problems`,
+:func:`read_species_sheet`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import defaultdict
+from datetime import datetime, timedelta
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterator
+
+from cvft_data.errors import (
+    AnnotationError,
+    MalformedFileError,
+    MissingImageError,
+    SourceError,
+    UnknownClassError,
+    UsageError,
+)
+from cvft_data.paths import relpath_posix
+
+from ._exif import read_exif
+from ._json import load_json
+from .base import Confidence, Connector, ImageRecord, ObjectRecord, is_hidden, is_image_name, read_prefix, register
+from .coco import _numbers
+from .megadetector import MdIndex, parse_megadetector, threshold_of
+
+DEFAULT_LAYOUT = "{year}/{set}/{site}/{subsite}"
+DEFAULT_SEQUENCE_GAP_S = 60.0
+DEFAULT_BLANKS = ("", "none", "empty", "blank", "nothing", "no animal", "no animals", "null", "nan")
+_PATH_COLUMNS = ("relativepath", "relative_path", "path", "filepath", "file_path", "image_path")
+_FILE_COLUMNS = ("file", "filename", "file_name", "image", "image_name", "img")
+_SPECIES_COLUMNS = ("species", "common_name", "commonname", "label", "class", "animal", "taxon", "scientific_name")
+_SITE_COLUMNS = ("site", "site_id", "location", "camera", "station", "subsite")
+
+
+def parse_layout(pattern: str) -> list[str]:
+    """``"{year}/{set}/{site}/{subsite}"`` -> ``["year", "set", "site", "subsite"]``."""
+    parts = [p for p in pattern.strip("/").split("/") if p]
+    names = []
+    for p in parts:
+        m = re.fullmatch(r"\{(\w+)\}", p)
+        if not m:
+            raise UsageError(f"layout part {p!r} is not a {{name}} placeholder; e.g. {DEFAULT_LAYOUT}")
+        names.append(m.group(1))
+    return names
+
+
+def layout_fields(rel_dir: str, fields: list[str]) -> dict[str, str]:
+    parts = [p for p in rel_dir.split("/") if p]
+    return {f: parts[i] for i, f in enumerate(fields) if i < len(parts)}
+
+
+def sequences(times: list[datetime | None], gap_s: float) -> list[int]:
+    """Sequence index of each capture (in the given order, one camera): a new sequence starts when
+    the time since the previous capture exceeds ``gap_s`` or goes backwards; unknown times stand alone."""
+    out, seq, prev = [], -1, None
+    for t in times:
+        if t is None or prev is None or (t - prev).total_seconds() > gap_s or t < prev:
+            seq += 1
+        out.append(seq)
+        prev = t
+    return out
+
+
+def clock_problems(times: list[datetime | None], now: datetime) -> list[str | None]:
+    """Per capture: ``before_2000``, ``in_future``, ``backwards`` (earlier than the previous file of
+    the same camera), or None."""
+    out, prev = [], None
+    for t in times:
+        p = None
+        if t is not None:
+            if t.year < 2000:
+                p = "before_2000"
+            elif t > now + timedelta(days=1):
+                p = "in_future"
+            elif prev is not None and t < prev:
+                p = "backwards"
+            if p in (None, "backwards"):  # implausible times do not become the reference
+                prev = t
+        out.append(p)
+    return out
+
+
+def _norm(s: Any) -> str:
+    return str(s).replace("\\", "/").strip().strip("/").lower() if s is not None else ""
+
+
+def _pick(columns: list[str], wanted: tuple[str, ...], explicit: str | None, what: str, file: str) -> str | None:
+    if explicit:
+        if explicit not in columns:
+            raise UsageError(f"{file}: no column {explicit!r} for the {what}; columns are {columns}")
+        return explicit
+    low = {c.lower().replace(" ", "_"): c for c in columns}
+    return next((low[w] for w in wanted if w in low), None)
+
+
+def read_species_sheet(path: Path, *, path_column=None, file_column=None, species_column=None, site_column=None,
+                       blanks=DEFAULT_BLANKS) -> tuple[str, dict[Any, list[str]], dict[Any, str]]:
+    """A species sheet (CSV or Excel) -> (key kind, {key: [species, ...]}, {key: row description}).
+
+    Keys are ``relpath`` (lower-cased relative path), ``site_file`` ((site, file name)) or ``file``.
+    A blank species (``blanks``) gives an empty list: a verified null image. Several rows, or a
+    cell with ``;``/``,``/``|``, give several species.
+    """
+    import polars as pl
+
+    name = path.name
+    try:
+        if path.suffix.lower() in (".xlsx", ".xls", ".xlsm", ".ods"):
+            df = pl.read_excel(path, infer_schema_length=0)
+        else:
+            df = pl.read_csv(path, infer_schema_length=0, truncate_ragged_lines=True)
+    except Exception as exc:  # polars raises many types; all mean "not a readable table"
+        raise MalformedFileError(f"cannot read the species sheet ({type(exc).__name__}: {exc})", file=str(path),
+                                 item=name, expected="a CSV or Excel table with a header row") from None
+    cols = df.columns
+    pcol = _pick(cols, _PATH_COLUMNS, path_column, "relative path", name)
+    fcol = _pick(cols, _FILE_COLUMNS, file_column, "file name", name)
+    scol = _pick(cols, _SPECIES_COLUMNS, species_column, "species", name)
+    site = _pick(cols, _SITE_COLUMNS, site_column, "site", name)
+    if scol is None:
+        raise MalformedFileError(f"no species column (looked for {', '.join(_SPECIES_COLUMNS)})", file=str(path),
+                                 item="header", expected="a species column, or --option species_column=NAME")
+    if pcol is None and fcol is None:
+        raise MalformedFileError(f"no file column (looked for {', '.join(_PATH_COLUMNS + _FILE_COLUMNS)})",
+                                 file=str(path), item="header", expected="a path or file-name column")
+    blank = {b.lower() for b in blanks}
+    entries: dict[Any, list[str]] = {}
+    where: dict[Any, str] = {}
+    if pcol and fcol and pcol != fcol:
+        kind = "relpath"
+        keys = [f"{_norm(d)}/{_norm(f)}".strip("/") for d, f in zip(df[pcol].to_list(), df[fcol].to_list())]
+    elif pcol and "/" in "".join(_norm(v) for v in df[pcol].to_list()[:1000]):
+        kind = "relpath"
+        keys = [_norm(v) for v in df[pcol].to_list()]
+    elif site:
+        kind = "site_file"
+        files = df[fcol or pcol].to_list()
+        keys = [(_norm(s), PurePosixPath(_norm(f)).name) for s, f in zip(df[site].to_list(), files)]
+    else:
+        kind = "file"
+        keys = [PurePosixPath(_norm(v)).name for v in df[fcol or pcol].to_list()]
+    for i, (key, sp) in enumerate(zip(keys, df[scol].to_list()), start=2):
+        names = [s.strip() for s in re.split(r"[;,|]", sp or "") if s.strip()]
+        names = [s for s in names if s.lower() not in blank]
+        lst = entries.setdefault(key, [])
+        lst.extend(s for s in names if s not in lst)
+        where.setdefault(key, f"{name} line {i}")
+    return kind, entries, where
+
+
+def _walk_dirs(root: Path) -> Iterator[tuple[Path, list[str]]]:
+    """(folder, sorted image file names) for every folder, in sorted order."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not is_hidden(d))
+        files = sorted(f for f in filenames if not is_hidden(f) and is_image_name(f))
+        if files:
+            yield Path(dirpath), files
+
+
+@register
+class CameraTrapConnector(Connector):
+    """A camera-trap archive: one folder per camera, species in a sheet, optionally MegaDetector boxes.
+
+    ::
+
+        root/                               (layout {year}/{set}/{site}/{subsite}, configurable)
+        └── 2019/
+            └── set_01/
+                └── site_017/
+                    ├── cam_A/IMG_0001.JPG  EXIF DateTimeOriginal, Make, Model, serial
+                    └── cam_B/IMG_0001.JPG  (the same file name in every camera)
+
+    Each path component goes to ``meta`` (``year``, ``set``, ``site``, ``subsite``), with the EXIF
+    capture time (``datetime``, ISO 8601), camera make/model/serial, and the ``sequence`` (a burst:
+    captures of one camera closer than ``sequence_gap`` seconds). ``group`` is the site by default
+    (``group_by=subsite|sequence``). Clock problems (before 2000, in the future, going backwards
+    within a camera) are ledgered, not hidden.
+
+    With ``species=SHEET`` (CSV or Excel, joined by relative path, or file name plus site): one
+    species -> classification, several -> multi-label, a blank name -> a null image, no record ->
+    unlabeled, a record with no image -> ledgered. With ``megadetector=MD.json`` too: a species
+    detection dataset (each animal box takes the image's species when it has exactly one).
+    """
+
+    name = "camera_trap"
+    summary = "camera-trap archive (year/set/site/subsite, EXIF, species sheet, MegaDetector)"
+    options_help = {
+        "layout": f"folder pattern (default {DEFAULT_LAYOUT})",
+        "species": "species sheet (CSV or Excel)",
+        "megadetector": "MegaDetector batch output JSON",
+        "md_threshold": "MegaDetector confidence cut (default: the file's typical threshold, else 0.2)",
+        "group_by": "site (default) | subsite | sequence",
+        "sequence_gap": f"seconds between captures that start a new sequence (default {DEFAULT_SEQUENCE_GAP_S:g})",
+        "blank_values": "comma-separated species names meaning 'nothing there' (default: none,empty,blank,...)",
+        "path_column": "sheet column with the relative path", "file_column": "sheet column with the file name",
+        "species_column": "sheet column with the species", "site_column": "sheet column with the site",
+    }
+
+    def __init__(self, root, **kwargs):
+        super().__init__(root, **kwargs)
+        self.fields = parse_layout(self.options.get("layout", DEFAULT_LAYOUT))
+        self.group_by = self.options.get("group_by", "site")
+        if self.group_by not in ("site", "subsite", "sequence"):
+            raise UsageError(f"group_by must be site, subsite or sequence, not {self.group_by!r}")
+        self.gap = float(self.options.get("sequence_gap", DEFAULT_SEQUENCE_GAP_S))
+        self.now = datetime.now()
+        self._sheet = None
+        self._md = None
+
+    @classmethod
+    def sniff(cls, root: Path) -> Confidence:
+        if not root.is_dir():
+            return Confidence(0, "not a folder")
+        top = [p.name for p in root.iterdir() if p.is_dir() and not is_hidden(p.name)]
+        if top and all(re.fullmatch(r"(19|20)\d\d", n) for n in top):
+            return Confidence(0.4, f"top-level folders are years ({', '.join(sorted(top)[:3])})")
+        return Confidence(0, "top-level folders are not years (name the format: --format camera-trap)")
+
+    # -- side files ------------------------------------------------------------------------------------
+    def sheet(self):
+        if self._sheet is None and "species" in self.options:
+            blanks = tuple(b.strip() for b in str(self.options["blank_values"]).split(",")) \
+                if "blank_values" in self.options else DEFAULT_BLANKS
+            self._sheet = read_species_sheet(Path(self.options["species"]), blanks=blanks,
+                                             **{k: self.options.get(k) for k in ("path_column", "file_column",
+                                                                                 "species_column", "site_column")})
+        return self._sheet
+
+    def md(self):
+        if self._md is None and "megadetector" in self.options:
+            p = Path(self.options["megadetector"])
+            doc = load_json(p)
+            thr = threshold_of(doc, self.options.get("md_threshold"))
+            cats, images = parse_megadetector(doc, thr, file=p.name)
+            self._md = (p.name, cats, {m.file: m for m in images}, thr, MdIndex([m.file for m in images]))
+            below = sum(m.below for m in images)
+            if below:
+                self.policy.note(p.name, "md_below_threshold", "filtered",
+                                 f"{below} detections under the confidence threshold {thr} were not used")
+        return self._md
+
+    @property
+    def task(self) -> str:
+        if self.md() is not None:
+            return "detection"
+        sheet = self.sheet()
+        if sheet is None:
+            return "classification"
+        return "multilabel" if any(len(v) > 1 for v in sheet[1].values()) else "classification"
+
+    def categories(self) -> list[str]:
+        sheet, md = self.sheet(), self.md()
+        species = sorted({s for v in sheet[1].values() for s in v}) if sheet else []
+        if md is None:
+            return species
+        md_names = [md[1][k] for k in sorted(md[1], key=lambda k: int(k) if k.isdigit() else k)]
+        if not sheet:
+            return md_names
+        used = {c for m in md[2].values() for c, _, _ in m.detections}
+        return species + [n for n in md_names if n != "animal" and n in used]
+
+    def source_info(self) -> dict:
+        out: dict[str, Any] = {"camera_trap": {"layout": self.fields, "group_by": self.group_by,
+                                               "sequence_gap_s": self.gap}}
+        if self.md() is not None:
+            out["megadetector"] = {"file": self.md()[0], "threshold": self.md()[3]}
+        return out
+
+    # -- records ---------------------------------------------------------------------------------------
+    def _sheet_key(self, kind: str, rel: str, meta: dict):
+        if kind == "relpath":
+            return rel.lower()
+        name = PurePosixPath(rel).name.lower()
+        if kind == "site_file":
+            return (str(meta.get("site", "")).lower(), name)
+        return name
+
+    def records(self) -> Iterator[ImageRecord]:
+        sheet, md = self.sheet(), self.md()
+        task = self.task
+        names = set(self.categories())
+        used_keys: set = set()
+        md_used: set[str] = set()
+        file_counts: dict[str, int] = defaultdict(int)
+        if sheet is not None and sheet[0] == "file":
+            for _, files in _walk_dirs(self.root):
+                for f in files:
+                    file_counts[f.lower()] += 1
+        for folder, files in _walk_dirs(self.root):
+            rel_dir = relpath_posix(folder, self.root)
+            rel_dir = "" if rel_dir == "." else rel_dir
+            meta_dir = layout_fields(rel_dir, self.fields)
+            exifs = [read_exif(folder / f) for f in files]
+            times = [e["datetime"] for e in exifs]
+            seqs = sequences(times, self.gap)
+            clocks = clock_problems(times, self.now)
+            for f, ex, seq, clock in zip(files, exifs, seqs, clocks):
+                rel = f"{rel_dir}/{f}".strip("/")
+                meta: dict[str, Any] = dict(meta_dir)
+                if len(rel_dir.split("/")) < len(self.fields) or not rel_dir:
+                    meta["layout_mismatch"] = True
+                meta["datetime"] = ex["datetime"].isoformat() if ex["datetime"] else None
+                meta["camera"] = rel_dir
+                meta["sequence"] = f"{rel_dir}#{seq}"
+                for k in ("make", "model", "serial"):
+                    if ex[k]:
+                        meta[k] = ex[k]
+                group = {"site": meta.get("site") or rel_dir, "subsite": rel_dir,
+                         "sequence": meta["sequence"]}[self.group_by]
+                rec = ImageRecord(image_id=rel, path=folder / f, group=group, meta=meta)
+                if clock:
+                    rec.note(f"clock_{clock}", "kept", f"capture time {meta['datetime']} ({clock.replace('_', ' ')})")
+                if ex["datetime"] is None:
+                    rec.note("no_capture_time", "kept", "no EXIF DateTimeOriginal: the image is its own sequence")
+                species: list[str] | None = None
+                if sheet is not None:
+                    key = self._sheet_key(sheet[0], rel, meta)
+                    if sheet[0] == "file" and file_counts[PurePosixPath(rel).name.lower()] > 1:
+                        raise UsageError(f"{PurePosixPath(rel).name} exists in several cameras and the species sheet "
+                                         "has no path or site column to tell them apart; add one (or "
+                                         "--option path_column/site_column)")
+                    if key in sheet[1]:
+                        used_keys.add(key)
+                        species = sheet[1][key]
+                        rec.source_file = sheet[2][key]
+                md_file = md[4].lookup(rel) if md is not None else None
+                if md_file:
+                    md_used.add(md_file)
+                self._label(rec, species, md, md_file, task, names)
+                yield rec
+        # side-file entries without an image are common (images moved, sheets of several seasons):
+        # they are ledgered under every policy, never an error
+        if md is not None:
+            for f in sorted(set(md[2]) - md_used):
+                self.policy.note(f, "md_entry_without_image", "dropped_image",
+                                 "MegaDetector entry with no image in the archive", file=md[0],
+                                 annotations=len(md[2][f].detections))
+        if sheet is not None:
+            for key in sorted(set(sheet[1]) - used_keys, key=str):
+                self.policy.note(str(key), "record_without_image", "dropped_annotation",
+                                 "species record with no image in the archive", file=sheet[2][key])
+
+    def _label(self, rec: ImageRecord, species: list[str] | None, md, md_file, task: str, names: set[str]) -> None:
+        if md is None:
+            if species is None:
+                rec.label_status = "unlabeled"
+            elif not species:
+                rec.label_status = "empty"
+            elif task == "classification":
+                rec.label, rec.label_status = species[0], "labeled"
+            else:
+                rec.labels, rec.label_status = list(species), "labeled"
+            return
+        m = md[2].get(md_file) if md_file else None
+        if m is not None and m.failure:
+            rec.note("md_failure", "kept", f"MegaDetector failed on it: {m.failure}")
+        dets = m.detections if m is not None and not m.failure else []
+        has_sheet = self._sheet is not None
+        objs = []
+        for k, (cat, conf, bbox) in enumerate(dets):
+            name = cat
+            if cat == "animal" and has_sheet:
+                if species is None or len(species) != 1:
+                    continue
+                name = species[0]
+            if name in names:
+                objs.append(ObjectRecord(name, bbox=bbox, normalized=True, attributes={"confidence": conf,
+                                                                                       "md_category": cat},
+                                         ref=f"detection {k}"))
+        animals = sum(1 for c, _, _ in dets if c == "animal")
+        if not has_sheet:
+            rec.objects = objs
+            rec.label_status = "unlabeled" if m is None or m.failure else ("labeled" if objs else "empty")
+            return
+        if species is None:
+            rec.label_status = "unlabeled"
+            if dets:
+                rec.note("md_boxes_without_record", "filtered", f"{len(dets)} detections, but no species record")
+            return
+        if not species:
+            rec.label_status = "empty"
+            if animals:
+                rec.note("md_animals_on_blank", "filtered",
+                         f"the sheet says nothing is there; {animals} MegaDetector animal boxes were not used")
+            return
+        if len(species) > 1 and animals:
+            rec.note("several_species", "dropped_annotation",
+                     f"{len(species)} species ({', '.join(species)}) for {animals} boxes: no box can be assigned")
+        if species and not animals:
+            rec.note("species_without_detection", "unlabeled",
+                     f"the sheet says {', '.join(species)}, MegaDetector found no animal above the threshold")
+        rec.objects = objs
+        rec.label_status = "labeled" if any(o.category in species for o in objs) else "unlabeled"
+
+
+@register
+class CocoCameraTrapsConnector(Connector):
+    """COCO Camera Traps JSON (LILA): string ids, ``location``, ``datetime``, ``seq_id``, category 0
+    ``empty``, image-level or box annotations, ``sequence_level_annotation``.
+
+    ::
+
+        root/
+        ├── dataset.json        {"images": [{"id": "...", "file_name", "location", "datetime", "seq_id"}],
+        └── <file_name>...       "annotations": [{"image_id", "category_id", "bbox"?}], "categories"}
+
+    ``location`` is the ``group`` (a split never mixes one location into train and test). With boxes
+    the dataset is a detection dataset; with image-level labels only, classification (multi-label
+    when an image has several). Labels that came from the sequence are listed in
+    ``meta.sequence_level`` so they can be told from image-level ones.
+    """
+
+    name = "coco_camera_traps"
+    summary = "COCO Camera Traps JSON (LILA: location, datetime, seq_id, empty category)"
+    options_help = {"images": "folder holding the images (default: the JSON's folder)"}
+
+    @classmethod
+    def _json(cls, root: Path) -> Path | None:
+        cands = [root] if root.is_file() else sorted(root.glob("*.json")) if root.is_dir() else []
+        for c in cands:
+            head = read_prefix(c, 65536)
+            if '"images"' in head and ('"seq_id"' in head or '"location"' in head or '"isempty"' in head
+                                       or '"seq_num_frames"' in head):
+                return c
+        return None
+
+    @classmethod
+    def sniff(cls, root: Path) -> Confidence:
+        j = cls._json(root)
+        return Confidence(0.7, f"{j.name} has COCO Camera Traps keys") if j else \
+            Confidence(0, "no JSON with images carrying location/seq_id")
+
+    def __init__(self, root, **kwargs):
+        root = Path(root)
+        super().__init__(root.parent if root.is_file() else root, **kwargs)
+        self.file = self._json(root) if not root.is_file() else root
+        if self.file is None:
+            raise MalformedFileError("no COCO Camera Traps JSON", file=str(root), item=str(root),
+                                     expected="a JSON whose images have location/seq_id")
+        self.images_dir = Path(self.options.get("images", self.root))
+        self._doc = None
+
+    def _load(self) -> dict:
+        if self._doc is None:
+            self._doc = load_json(self.file)
+        return self._doc
+
+    def _cats(self) -> dict:
+        return {c["id"]: c["name"] for c in self._load().get("categories", [])}
+
+    @property
+    def task(self) -> str:
+        anns = self._load().get("annotations") or []
+        if any(a.get("bbox") or a.get("bbox_relative") for a in anns):
+            return "detection"
+        per: dict = defaultdict(set)
+        empty_ids = {k for k, v in self._cats().items() if str(v).lower() == "empty"}
+        for a in anns:
+            if a.get("category_id") not in empty_ids:
+                per[a.get("image_id")].add(a.get("category_id"))
+        return "multilabel" if any(len(v) > 1 for v in per.values()) else "classification"
+
+    def categories(self) -> list[str]:
+        cats = self._load().get("categories", [])
+        return [c["name"] for c in sorted(cats, key=lambda c: c["id"]) if str(c["name"]).lower() != "empty"]
+
+    def records(self) -> Iterator[ImageRecord]:
+        doc = self._load()
+        cats = self._cats()
+        names = set(self.categories())
+        fname = self.file.name
+        by_image: dict = defaultdict(list)
+        ids = {img.get("id") for img in doc.get("images", [])}
+        for a in doc.get("annotations") or []:
+            if a.get("image_id") not in ids:
+                self.policy.handle(AnnotationError(f"image_id {a.get('image_id')!r} is not declared", file=fname,
+                                                   item=f"annotation {a.get('id')}", expected="a declared image"),
+                                   action="dropped_annotation")
+                continue
+            by_image[a["image_id"]].append(a)
+        task = self.task
+        for img in doc.get("images", []):
+            fn = str(img.get("file_name", "")).replace("\\", "/")
+            anns = by_image.get(img.get("id"), [])
+            try:
+                if not fn or fn.startswith("/") or ".." in PurePosixPath(fn).parts:
+                    raise MalformedFileError(f"file_name {fn!r} is not a relative path", file=fname,
+                                             item=str(img.get("id")), expected="a path inside the image folder")
+                path = self.images_dir / fn
+                if not path.is_file():
+                    raise MissingImageError(f"image {fn!r} not found", file=fname, item=fn,
+                                            expected=f"the file under {self.images_dir}")
+                if img.get("corrupt"):
+                    raise MalformedFileError("marked corrupt in the JSON", file=fname, item=fn,
+                                             expected="an image without corrupt: true")
+            except SourceError as exc:
+                self.policy.handle(exc, action="dropped_image", annotations=len(anns))
+                continue
+            meta: dict[str, Any] = {"cct": {k: v for k, v in img.items() if k not in ("file_name", "width", "height")}}
+            if img.get("location") is not None:
+                meta["site"] = str(img["location"])
+            if img.get("datetime"):
+                meta["datetime"] = _iso(img["datetime"])
+            if img.get("seq_id") is not None:
+                meta["sequence"] = str(img["seq_id"])
+            rec = ImageRecord(image_id=fn, path=path, group=meta.get("site"), meta=meta, source_file=fname,
+                              declared_size=(int(img["width"]), int(img["height"])) if img.get("width") and img.get("height") else None)
+            labels: list[str] = []
+            seq_level: list[str] = []
+            for a in anns:
+                cat = cats.get(a.get("category_id"))
+                if cat is None:
+                    self.policy.handle(UnknownClassError(f"category_id {a.get('category_id')} is not declared",
+                                                         file=fname, item=f"{fn}#annotation {a.get('id')}",
+                                                         expected="a declared category"), action="dropped_annotation")
+                    continue
+                if str(cat).lower() == "empty":
+                    continue
+                if a.get("sequence_level_annotation"):
+                    seq_level.append(cat)
+                bbox = _numbers(a.get("bbox"), 4)
+                rel_box = _numbers(a.get("bbox_relative"), 4)
+                if task == "detection":
+                    if bbox or rel_box:
+                        rec.objects.append(ObjectRecord(cat, bbox=tuple(bbox or rel_box), normalized=bbox is None,
+                                                        attributes={k: a[k] for k in ("count", "confidence")
+                                                                    if k in a}, ref=f"annotation {a.get('id')}"))
+                    else:
+                        rec.note("label_without_box", "kept", f"image-level {cat!r} in a detection dataset: in meta.labels")
+                        meta.setdefault("labels", []).append(cat)
+                elif cat not in labels:
+                    labels.append(cat)
+            if seq_level:
+                meta["sequence_level"] = sorted(set(seq_level))
+            has_empty = any(str(cats.get(a.get("category_id"), "")).lower() == "empty" for a in anns)
+            if task == "detection":
+                rec.label_status = "labeled" if rec.objects else ("empty" if has_empty or (anns and not meta.get("labels"))
+                                                                  else "unlabeled")
+            else:
+                labels = [x for x in labels if x in names]
+                if task == "classification":
+                    rec.label = labels[0] if labels else None
+                else:
+                    rec.labels = labels
+                rec.label_status = "labeled" if labels else ("empty" if has_empty else "unlabeled")
+            yield rec
+
+
+def _iso(value: Any) -> str | None:
+    s = str(value).strip()
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y:%m:%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S.%f",
+                "%d/%m/%Y %H:%M:%S", "%m/%d/%Y %H:%M"):
+        try:
+            return datetime.strptime(s[:26], fmt).isoformat()
+        except ValueError:
+            continue
+    try:
+        return datetime.fromisoformat(s).isoformat()
+    except ValueError:
+        return s
