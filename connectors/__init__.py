@@ -6,7 +6,7 @@ ranks every connector's :meth:`~connectors.base.Connector.sniff` on a source.
 Example:
     >>> import connectors
     >>> sorted(connectors.available())[:3]
-    ['coco', 'coco_panoptic', 'cvat']
+    ['camera_trap', 'coco', 'coco_camera_traps']
 """
 
 from __future__ import annotations
