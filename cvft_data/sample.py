@@ -81,3 +81,49 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def write_camera_trap_sample(root: Path, n_sites: int = 4, per_camera: int = 12, seed: int = 0,
+                             size: tuple[int, int] = (160, 120)) -> dict[str, Path]:
+    """A camera-trap archive ``year/set/site/camera/IMG_*.JPG`` with EXIF capture times (bursts of
+    three), a species sheet (CSV, blanks included) and a MegaDetector output for the same images.
+    Returns the paths: ``archive``, ``species``, ``megadetector``."""
+    import io
+
+    rng = random.Random(seed)
+    root = Path(root)
+    archive = root / "archive"
+    rows = ["RelativePath,File,Species"]
+    md_images = []
+    w, h = size
+    for s in range(n_sites):
+        for cam in ("cam_A", "cam_B"):
+            rel_dir = f"2024/set_01/site_{s:02d}/{cam}"
+            for i in range(per_camera):
+                burst, frame = divmod(i, 3)
+                species = rng.choice(CLASSES) if burst % 3 else None
+                arr = _background(rng, w, h)
+                boxes = []
+                if species:
+                    bw, bh = rng.randint(w // 6, w // 3), rng.randint(h // 6, h // 3)
+                    x, y = rng.randint(0, w - bw), rng.randint(0, h - bh)
+                    arr[y:y + bh, x:x + bw] = _COLOURS[species]
+                    boxes.append({"category": "1", "conf": round(rng.uniform(0.5, 0.99), 3),
+                                  "bbox": [x / w, y / h, bw / w, bh / h]})
+                exif = Image.Exif()
+                exif[271], exif[272] = "RECONYX", "HF2 PRO COVERT\x00\x00"
+                exif.get_ifd(0x8769)[36867] = f"2024:03:{1 + burst:02d} {6 + s:02d}:{cam == 'cam_B':02d}:{frame * 2:02d}"
+                buf = io.BytesIO()
+                Image.fromarray(arr).save(buf, "JPEG", quality=90, exif=exif.tobytes())
+                name = f"IMG_{i + 1:04d}.JPG"
+                p = archive / rel_dir / name
+                p.parent.mkdir(parents=True, exist_ok=True)
+                p.write_bytes(buf.getvalue())
+                rows.append(f"{rel_dir},{name},{species or 'none'}")
+                md_images.append({"file": f"{rel_dir}/{name}", "detections": boxes})
+    (root / "species.csv").write_text("\n".join(rows) + "\n")
+    (root / "md.json").write_text(json.dumps({
+        "info": {"format_version": "1.4", "detector": "md_v5a.0.0.pt",
+                 "detector_metadata": {"typical_detection_threshold": 0.2}},
+        "detection_categories": {"1": "animal", "2": "person", "3": "vehicle"}, "images": md_images}))
+    return {"archive": archive, "species": root / "species.csv", "megadetector": root / "md.json"}
