@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cvft_data.errors import FormatDetectionError, UsageError
 
-from . import camera_traps, coco, cvat, folder, makesense, megadetector, roboflow, voc, yolo  # noqa: F401  (static list)
+from . import camera_traps, coco, cvat, folder, makesense, megadetector, roboflow, voc, weedai, yolo  # noqa: F401
 from .base import Confidence, Connector, ImageRecord, LedgerNote, ObjectRecord, SegmentRecord, register, registry
 
 __all__ = ["Confidence", "Connector", "ImageRecord", "LedgerNote", "ObjectRecord", "SegmentRecord", "available",

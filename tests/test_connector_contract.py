@@ -96,7 +96,17 @@ def make_cct(root):
     return root
 
 
-FAKES = {"camera_trap": make_camera_trap, "megadetector": make_megadetector, "coco_camera_traps": make_cct,
+def make_weedai(root):
+    write_image(root / "images" / "a.png", fmt="PNG")
+    write_json(root / "weedcoco.json", {
+        "images": [{"id": 1, "file_name": "/elsewhere/images/a.png", "width": W, "height": H, "agcontext_id": 0}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 0, "bbox": [1, 1, 5, 5]}],
+        "categories": [{"id": 0, "name": "weed: lolium rigidum"}], "info": {"description": "x"},
+        "agcontexts": [{"id": 0, "crop_type": "wheat"}]})
+    return root
+
+
+FAKES = {"weedai": make_weedai, "camera_trap": make_camera_trap, "megadetector": make_megadetector, "coco_camera_traps": make_cct,
          "folder": make_folder, "coco": make_coco, "coco_panoptic": make_panoptic, "yolo": make_yolo, "voc": make_voc,
          "cvat": make_cvat, "makesense": make_makesense, "roboflow_coco": make_roboflow_coco,
          "roboflow_yolo": make_roboflow_yolo, "roboflow_voc": make_roboflow_voc, "roboflow_folder": make_roboflow_folder,

@@ -20,3 +20,14 @@ def test_camera_trap_pipeline_example(tmp_path):
                        capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "species classifier: validation top-1" in r.stdout and "species detector: mAP50" in r.stdout
+
+
+@pytest.mark.slow
+def test_weedai_example_offline(tmp_path):
+    pytest.importorskip("ultralytics")
+    env = {"YOLO_CONFIG_DIR": str(tmp_path / "ul"), "CVFT_CACHE": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin",
+           "HOME": str(tmp_path), "TMPDIR": str(tmp_path)}
+    r = subprocess.run([sys.executable, str(ROOT / "examples" / "weedai_segmentation.py")],
+                       capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "YOLO layout: 24 images, 24 label lines" in r.stdout and "mask mAP50" in r.stdout

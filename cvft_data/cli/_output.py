@@ -23,7 +23,7 @@ def run_guarded(fn: Callable[[], int], *, hint: str = "") -> int:
     except SourceError as exc:
         print(f"error: {exc}" + (f"\n{hint}" if hint else ""), file=sys.stderr)
         return EXIT_DATA
-    except CvftError as exc:
+    except CvftError as exc:  # DownloadError and the like
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_DATA
     except KeyboardInterrupt:

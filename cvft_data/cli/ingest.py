@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="connector option (repeatable), e.g. --option labelmap=labelmap.txt")
+    p.add_argument("--weedai-url", help="Weed-AI base URL for weedai:<id> sources (default: Weed-AI's site, "
+                                        "or CVFT_WEEDAI_URL)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -68,8 +70,13 @@ def main(argv: list[str] | None = None) -> int:
                 raise UsageError(f"--option {kv!r}: expected KEY=VALUE")
             k, v = kv.split("=", 1)
             options[k.strip()] = v
+        src, fmt = args.src, args.format
+        if src.startswith("weedai:"):
+            from ..download import fetch_weedai
+            src = str(fetch_weedai(src.split(":", 1)[1], base_url=args.weedai_url, progress=not args.quiet))
+            fmt = fmt or "weedai"
         try:
-            info = cvft_data.ingest(args.src, args.out, format=args.format, on_error=args.on_error,
+            info = cvft_data.ingest(src, args.out, format=fmt, on_error=args.on_error,
                                     reference=args.reference, max_side=args.max_side, split=args.split,
                                     seed=args.seed, workers=args.workers, overwrite=args.overwrite,
                                     progress=not args.quiet, **options)
