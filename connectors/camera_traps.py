@@ -274,6 +274,10 @@ class CameraTrapConnector(Connector):
         return out
 
     # -- records ---------------------------------------------------------------------------------------
+    def count_records(self) -> int:
+        """The number of records, from the file names alone (no EXIF read): one per image."""
+        return sum(len(files) for _, files in _walk_dirs(self.root))
+
     def _sheet_key(self, kind: str, rel: str, meta: dict):
         if kind == "relpath":
             return rel.lower()

@@ -207,9 +207,27 @@ def build_dataset(connector, out: str | os.PathLike, options: BuildOptions | Non
     setup_entries = list(connector.policy.ledger)
     ctx = RowContext(task=task, class_names=tuple(class_names), reference=opts.reference, max_side=opts.max_side)
 
-    # pass 1: count (and collect split keys when re-splitting); bad annotations raise here, early
+    workers = opts.workers or os.cpu_count() or 1
+    pool = _start_pool(workers) if workers > 1 else None  # its start-up overlaps the first pass
+    try:
+        return _build(connector, out, opts, on_progress, class_names, task, setup_entries, ctx, workers, pool)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _build(connector, out: Path, opts: BuildOptions, on_progress, class_names, task, setup_entries, ctx, workers,
+           pool) -> dict:
+
+    # pass 1: count (and collect split keys when re-splitting); bad annotations raise here, early.
+    # A connector that can count without parsing (count_records) is asked instead when no split is wanted.
     n_images, keys, n_bytes = 0, [], 0
-    for rec in _fresh_records(connector, setup_entries):
+    quick = getattr(connector, "count_records", None)
+    first_pass = _fresh_records(connector, setup_entries) if (opts.split_ratios or quick is None or opts.progress) \
+        else iter(())
+    if quick is not None and not opts.split_ratios and not opts.progress:
+        n_images = quick()
+    for rec in first_pass:
         n_images += 1
         if opts.split_ratios:
             keys.append(_split_key(rec))
@@ -242,9 +260,7 @@ def build_dataset(connector, out: str | os.PathLike, options: BuildOptions | Non
     work.mkdir(parents=True, exist_ok=True)
     plan_file.write_text(json.dumps({"fingerprint": fingerprint, "images": n_images, "shard_size": shard_size}))
 
-    workers = opts.workers or os.cpu_count() or 1
     manifests: dict[int, dict] = {}
-    pool = None
     pending: dict[Future, int] = {}
     bar = _progress(n_images, opts.progress)
     try:
@@ -257,20 +273,16 @@ def build_dataset(connector, out: str | os.PathLike, options: BuildOptions | Non
                 manifests[index] = json.loads(committed.read_text())
                 _advance(bar, on_progress, len(chunk))
                 continue
-            if workers <= 1 or n_images <= shard_size:  # one shard: a pool would only add start-up time
+            if pool is None or n_images <= shard_size:  # one shard: written here, no process hop
                 manifests[index] = write_shard(index, chunk, ctx, opts.on_error, work)
                 _advance(bar, on_progress, len(chunk))
                 continue
-            if pool is None:
-                pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
             pending[pool.submit(write_shard, index, chunk, ctx, opts.on_error, work)] = len(chunk)
             while len(pending) >= 2 * workers:  # bounded memory: at most 2 shards per worker in flight
                 _collect(pending, manifests, bar, on_progress, FIRST_COMPLETED)
         while pending:
             _collect(pending, manifests, bar, on_progress, FIRST_COMPLETED)
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
         if bar is not None:
             bar.close()
 
@@ -280,6 +292,16 @@ def build_dataset(connector, out: str | os.PathLike, options: BuildOptions | Non
     info = _cvft_json(connector, opts, task, class_names, manifests, ledger)
     _assemble(work, out, task, class_names, manifests, info, ledger, opts.overwrite)
     return info
+
+
+def _start_pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes: forked where the platform allows (no re-import, shared pages), spawned
+    elsewhere. Workers only read files and write their own Arrow shards."""
+    method = "fork" if "fork" in mp.get_all_start_methods() and os.name == "posix" else "spawn"
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method))
+    for _ in range(workers):
+        pool.submit(os.getpid)  # start the workers now, while the first pass runs
+    return pool
 
 
 def _with_splits(records: Iterator, assignment: list[str]) -> Iterator:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Literal
 
@@ -55,7 +55,14 @@ class LedgerEntry:
     annotations: int = 0  # annotations lost with a dropped image
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v not in (None, "", 0) or k in ("item", "reason", "action")}
+        d = {"item": self.item, "reason": self.reason, "action": self.action}
+        if self.detail:
+            d["detail"] = self.detail
+        if self.file:
+            d["file"] = self.file
+        if self.annotations:
+            d["annotations"] = self.annotations
+        return d
 
 
 @dataclass
