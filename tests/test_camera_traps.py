@@ -72,8 +72,8 @@ def test_archive_with_species_sheet(tmp_path):
 def test_group_by_and_split_audit(tmp_path, capsys):
     src = make_archive(tmp_path)
     code = ingest_cli.main([str(src), "--format", "camera-trap", "--out", str(tmp_path / "ds"), "--quiet",
-                            "--option", f"species={tmp_path / 'species.csv'}", "--split", "0.34,0.33,0.33",
-                            "--seed", "3"])
+                            "--species", str(tmp_path / "species.csv"), "--group-by", "site",
+                            "--split", "0.34,0.33,0.33", "--seed", "3"])
     assert code == 0
     out = capsys.readouterr().out
     assert "split audit" in out and "groups" in out

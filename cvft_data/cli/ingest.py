@@ -33,6 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="connector option (repeatable), e.g. --option labelmap=labelmap.txt")
+    ct = p.add_argument_group("camera traps (--format camera-trap)")
+    ct.add_argument("--layout", help="folder pattern, default {year}/{set}/{site}/{subsite}")
+    ct.add_argument("--species", metavar="SHEET", help="species sheet (CSV or Excel)")
+    ct.add_argument("--megadetector", metavar="MD.json", help="MegaDetector batch output")
+    ct.add_argument("--md-threshold", type=float, help="MegaDetector confidence cut (default: the file's typical "
+                                                       "threshold, else 0.2)")
+    ct.add_argument("--group-by", choices=("site", "subsite", "sequence"), help="what must not straddle splits")
+    ct.add_argument("--sequence-gap", type=float, help="seconds between captures that start a new sequence (60)")
     p.add_argument("--weedai-url", help="Weed-AI base URL for weedai:<id> sources (default: Weed-AI's site, "
                                         "or CVFT_WEEDAI_URL)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -64,7 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         import cvft_data
 
-        options = {}
+        options = {k: v for k, v in (("layout", args.layout), ("species", args.species),
+                                     ("megadetector", args.megadetector), ("md_threshold", args.md_threshold),
+                                     ("group_by", args.group_by), ("sequence_gap", args.sequence_gap))
+                   if v is not None}
         for kv in args.option:
             if "=" not in kv:
                 raise UsageError(f"--option {kv!r}: expected KEY=VALUE")
