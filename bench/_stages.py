@@ -30,9 +30,9 @@ def _preimport(name: str) -> None:
     import datasets  # noqa: F401
     import xxhash  # noqa: F401
     if "cvft" in name:
+        import connectors  # noqa: F401
         import cvft_data.builder  # noqa: F401
         import cvft_data.cli.ingest  # noqa: F401
-        import connectors  # noqa: F401
     if "supervision" in name:
         import supervision  # noqa: F401
     if name.startswith("loader"):
@@ -60,7 +60,7 @@ def stage(name: str, corpus: Path, n: int, work: Path, workers: int) -> dict:
     elif name == "header":
         for f in files:
             with Image.open(f) as im:
-                im.size
+                _ = im.size
                 im.getexif()
     elif name in ("decode full", "decode draft 224"):
         files = files[:SAMPLE_DECODE]
