@@ -161,3 +161,41 @@ def fetch_weedai(dataset_id: str, *, base_url: str | None = None, cache: Path | 
     safe_extract(archive, folder)
     (folder / ".complete").write_text(base)
     return folder
+
+
+def fetch_roboflow(spec: str, *, fmt: str = "coco", cache: Path | None = None) -> Path:
+    """Pull a Roboflow dataset version (``workspace/project/version``) with the ``roboflow`` package,
+    when it is installed and ``ROBOFLOW_API_KEY`` is set; returns the export folder (cached).
+
+    ``fmt`` is Roboflow's export name (``coco``, ``yolov8``, ``voc``, ``createml``, ``folder``...).
+    """
+    parts = spec.strip("/").split("/")
+    if len(parts) != 3 or not parts[2].isdigit():
+        raise DownloadError(f"roboflow:{spec}: expected roboflow:<workspace>/<project>/<version number>")
+    try:
+        import roboflow
+    except ImportError:
+        raise DownloadError("pulling from Roboflow needs its package: pip install roboflow "
+                            "(or download the export in the Roboflow app and ingest the folder)") from None
+    key = os.environ.get("ROBOFLOW_API_KEY")
+    if not key:
+        raise DownloadError("set ROBOFLOW_API_KEY to pull from Roboflow (Roboflow app > Settings > API key)")
+    workspace, project, version = parts
+    folder = Path(cache or cache_dir()) / "roboflow" / workspace / project / f"{version}-{fmt}"
+    if (folder / ".complete").exists():
+        return folder
+    tmp = folder.with_name(folder.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        rf = roboflow.Roboflow(api_key=key)
+        rf.workspace(workspace).project(project).version(int(version)).download(fmt, location=str(tmp), overwrite=True)
+    except Exception as exc:  # the package raises its own types for network and API errors
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DownloadError(f"roboflow:{spec}: the download failed ({type(exc).__name__}: {exc})") from None
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)
+    (folder / ".complete").write_text(spec)
+    return folder

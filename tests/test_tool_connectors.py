@@ -280,3 +280,37 @@ def test_detection_tells_tools_apart(tmp_path):
         assert ranked[0][0].name == name, (name, [(c.name, f.score) for c, f in ranked[:3]])
     doc = json.loads(json.dumps([c.name for c in connectors.available().values()]))
     assert len(doc) == len(set(doc))
+
+
+def test_roboflow_pull_needs_package_and_key(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from cvft_data.download import DownloadError, fetch_roboflow
+
+    monkeypatch.setitem(sys.modules, "roboflow", None)  # not installed
+    with pytest.raises(DownloadError, match="pip install roboflow"):
+        fetch_roboflow("ws/proj/3", cache=tmp_path)
+    with pytest.raises(DownloadError, match="workspace"):
+        fetch_roboflow("ws/proj", cache=tmp_path)
+
+    calls = []
+
+    class Version:
+        def download(self, fmt, location, overwrite):   # what the package does: writes the export
+            calls.append(fmt)
+            make_roboflow_coco(__import__("pathlib").Path(location))
+
+    fake = types.SimpleNamespace(Roboflow=lambda api_key: types.SimpleNamespace(
+        workspace=lambda w: types.SimpleNamespace(project=lambda p: types.SimpleNamespace(version=lambda v: Version()))))
+    monkeypatch.setitem(sys.modules, "roboflow", fake)
+    monkeypatch.delenv("ROBOFLOW_API_KEY", raising=False)
+    with pytest.raises(DownloadError, match="ROBOFLOW_API_KEY"):
+        fetch_roboflow("ws/proj/3", cache=tmp_path)
+    monkeypatch.setenv("ROBOFLOW_API_KEY", "k")
+    monkeypatch.setenv("CVFT_CACHE", str(tmp_path / "cache"))
+    from cvft_data.cli import ingest as ingest_cli
+    assert ingest_cli.main(["roboflow:ws/proj/3", "--out", str(tmp_path / "ds"), "--quiet"]) == 0
+    assert ingest_cli.main(["roboflow:ws/proj/3", "--out", str(tmp_path / "ds2"), "--quiet"]) == 0
+    assert calls == ["coco"], "the second pull uses the cache"
+    assert cvft_data.info(tmp_path / "ds")["source"]["connector"] == "roboflow_coco"

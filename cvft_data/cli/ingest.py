@@ -19,7 +19,8 @@ from ._output import EXIT_OK, EXIT_USAGE, print_split_audit, print_summary, run_
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cvft-ingest", description="Ingest images and annotations into a cvft dataset "
                                 "(Hugging Face datasets on disk + cvft.json).")
-    p.add_argument("src", nargs="?", help="source folder or annotation file")
+    p.add_argument("src", nargs="?", help="source folder, zip or annotation file; weedai:<id>; "
+                                          "roboflow:<workspace>/<project>/<version> (needs the roboflow package)")
     p.add_argument("--out", help="output dataset folder (written atomically)")
     p.add_argument("--format", help="connector name; detected when omitted (see --list-formats)")
     p.add_argument("--list-formats", action="store_true", help="list connectors (ranked for SRC when given) and exit")
@@ -41,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "threshold, else 0.2)")
     ct.add_argument("--group-by", choices=("site", "subsite", "sequence"), help="what must not straddle splits")
     ct.add_argument("--sequence-gap", type=float, help="seconds between captures that start a new sequence (60)")
+    p.add_argument("--roboflow-format", default="coco",
+                   help="export format for roboflow:<workspace>/<project>/<version> sources (default coco)")
     p.add_argument("--weedai-url", help="Weed-AI base URL for weedai:<id> sources (default: Weed-AI's site, "
                                         "or CVFT_WEEDAI_URL)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -82,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
             k, v = kv.split("=", 1)
             options[k.strip()] = v
         src, fmt = args.src, args.format
-        if src.startswith("weedai:"):
+        if src.startswith("roboflow:"):
+            from ..download import fetch_roboflow
+            src = str(fetch_roboflow(src.split(":", 1)[1], fmt=args.roboflow_format))
+        elif src.startswith("weedai:"):
             from ..download import fetch_weedai
             src = str(fetch_weedai(src.split(":", 1)[1], base_url=args.weedai_url, progress=not args.quiet))
             fmt = fmt or "weedai"
