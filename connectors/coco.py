@@ -152,6 +152,30 @@ def parse_annotation(ann: dict, id_to_name: dict[Any, str], *, file: str, image_
     return obj, derived
 
 
+def add_annotations(rec: ImageRecord, anns: list[dict], id_to_name: dict[Any, str], *, file: str,
+                    policy) -> None:
+    """Parse ``anns`` into ``rec.objects`` (bad ones to ``policy``) and set ``rec.label_status``:
+    labeled, empty (no annotations: COCO's null image) or unlabeled (all of them dropped)."""
+    for ann in anns:
+        try:
+            obj, derived = parse_annotation(ann, id_to_name, file=file, image_size=rec.declared_size)
+        except SourceError as exc:
+            exc.item = f"{rec.image_id}#{exc.item}"
+            policy.handle(exc, action="dropped_annotation")
+            continue
+        if "bbox" in derived:
+            rec.note("bbox_derived", "derived", f"annotation {ann.get('id')}: bbox computed from its segmentation")
+        rec.objects.append(obj)
+    if rec.objects:
+        rec.label_status = "labeled"
+    elif anns:
+        rec.label_status = "unlabeled"  # it had annotations, none usable
+        rec.note("all_annotations_dropped", "unlabeled",
+                 f"all {len(anns)} annotations were dropped; the image is kept as unlabeled")
+    else:
+        rec.label_status = "empty"
+
+
 class _CocoBase(Connector):
     """Finding annotation files and images, shared by instances and panoptic."""
 
@@ -385,25 +409,7 @@ class CocoConnector(_CocoBase):
                 declared = self._declared_size(img)
                 rec = ImageRecord(image_id=relpath_posix(file, self.root), path=file, split=split,
                                   meta=self._image_meta(img), declared_size=declared, source_file=fname)
-                anns = by_image.get(img["id"], [])
-                for ann in anns:
-                    try:
-                        obj, derived = parse_annotation(ann, id_to_name, file=fname, image_size=declared)
-                    except SourceError as exc:
-                        exc.item = f"{rec.image_id}#{exc.item}"
-                        self.policy.handle(exc, action="dropped_annotation")
-                        continue
-                    if "bbox" in derived:
-                        rec.note("bbox_derived", "derived", f"annotation {ann.get('id')}: bbox computed from its segmentation")
-                    rec.objects.append(obj)
-                if rec.objects:
-                    rec.label_status = "labeled"
-                elif anns:
-                    rec.label_status = "unlabeled"  # it had annotations, none usable
-                    rec.note("all_annotations_dropped", "unlabeled",
-                             f"all {len(anns)} annotations were dropped; the image is kept as unlabeled")
-                else:
-                    rec.label_status = "empty"
+                add_annotations(rec, by_image.get(img["id"], []), id_to_name, file=fname, policy=self.policy)
                 yield rec
 
 

@@ -14,7 +14,7 @@ from cvft_data.schema import canonical_split
 
 from ._source import Source, open_source
 from .base import Confidence, Connector, ImageRecord, register
-from .coco import parse_annotation, parse_categories
+from .coco import add_annotations, parse_categories
 
 #: ``weed: lolium rigidum``, ``crop: daucus carota``, ``weed: UNSPECIFIED``, ``weed: lolium perenne (growing point)``
 CATEGORY = re.compile(r"^(?:(?P<role>crop|weed): (?P<taxon>[A-Za-z][A-Za-z. ]*)|(?P<bare>crop|weed|none))"
@@ -194,15 +194,5 @@ class WeedAIConnector(Connector):
             declared = (int(img["width"]), int(img["height"])) if img.get("width") and img.get("height") else None
             rec = ImageRecord(image_id=image_id, path=path, member=member, split=canonical_split("train"),
                               group=group, meta=meta, declared_size=declared, source_file=fname)
-            for a in anns:
-                try:
-                    obj, derived = parse_annotation(a, cats, file=fname, image_size=declared)
-                except SourceError as exc:
-                    exc.item = f"{image_id}#{exc.item}"
-                    self.policy.handle(exc, action="dropped_annotation")
-                    continue
-                if "bbox" in derived:
-                    rec.note("bbox_derived", "derived", f"annotation {a.get('id')}: bbox computed from its polygon")
-                rec.objects.append(obj)
-            rec.label_status = "labeled" if rec.objects else ("unlabeled" if anns else "empty")
+            add_annotations(rec, anns, cats, file=fname, policy=self.policy)
             yield rec

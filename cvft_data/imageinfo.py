@@ -20,7 +20,7 @@ import warnings
 from dataclasses import dataclass
 
 import xxhash
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from .errors import CorruptImageError
 
@@ -73,8 +73,9 @@ def probe(data: bytes, *, name: str, file: str | None = None) -> ImageInfo:
                 orientation = int(im.getexif().get(0x0112, 1) or 1)
             except Exception:  # a broken EXIF block must not hide a good image
                 orientation = 1
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombWarning,
-            Image.DecompressionBombError) as exc:
+    except Exception as exc:  # any failure to parse the header (PIL raises many types) means unreadable
+        if isinstance(exc, MemoryError):
+            raise
         raise CorruptImageError(f"cannot read the image header ({exc})", file=file or name, item=name,
                                 expected="a JPEG, PNG, BMP, GIF, TIFF or WebP image") from None
     if raw_w <= 0 or raw_h <= 0:
