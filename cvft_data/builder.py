@@ -77,10 +77,77 @@ def _ordered_splits(names) -> list[str]:
 
 # --- the worker side ------------------------------------------------------------------------
 
+def _image_array(images: list):
+    """An ``Image`` column (struct of bytes and path) built from one joined buffer: converting
+    hundreds of KB per row through Python lists copies each image several times."""
+    import numpy as np
+    import pyarrow as pa
+
+    if any(im is None or im.get("bytes") is None for im in images):
+        return None  # nulls or paths (reference mode): let datasets build it
+    datas = [im["bytes"] for im in images]
+    offsets = np.zeros(len(datas) + 1, dtype=np.int64)
+    np.cumsum([len(d) for d in datas], out=offsets[1:])
+    if offsets[-1] >= 2**31:
+        return None
+    binary = pa.BinaryArray.from_buffers(pa.binary(), len(datas),
+                                         [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(datas))])
+    paths = pa.array([im.get("path") for im in images], pa.string())
+    return pa.StructArray.from_arrays([binary, paths], names=["bytes", "path"])
+
+
+class _ShardWriter:
+    """One split of one shard as an Arrow IPC stream (the format ``save_to_disk`` writes), rows
+    converted in batches of :data:`WRITER_BATCH_SIZE` with the dataset's features."""
+
+    def __init__(self, path: Path, features):
+        import pyarrow as pa
+
+        self.features = features
+        self.schema = features.arrow_schema
+        self.sink = pa.OSFile(str(path), "wb")
+        self.writer = pa.ipc.new_stream(self.sink, self.schema)
+        self.rows: list[dict] = []
+        self.count = 0
+
+    def write(self, row: dict) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= WRITER_BATCH_SIZE:
+            self.flush()
+
+    def flush(self) -> None:
+        import pyarrow as pa
+        from datasets import Image
+        from datasets.arrow_writer import TypedSequence
+
+        if not self.rows:
+            return
+        arrays = []
+        for name in self.schema.names:
+            values = [r[name] for r in self.rows]
+            array = _image_array(values) if isinstance(self.features[name], Image) else None
+            arrays.append(array if array is not None else pa.array(TypedSequence(values, type=self.features[name])))
+        self.writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
+        self.count += len(self.rows)
+        self.rows = []
+
+    def close(self) -> int:
+        try:
+            self.flush()
+            self.writer.close()
+        finally:
+            self.sink.close()
+        return self.count
+
+    def abort(self) -> None:
+        try:
+            self.sink.close()
+        except Exception:
+            pass
+
+
 def write_shard(index: int, records: list, ctx: RowContext, on_error: str, work: Path) -> dict:
     """Write one shard (one Arrow file per split) and commit it with its manifest. Runs in a worker."""
-    from datasets.arrow_writer import ArrowWriter
-
     features = features_for(ctx.task, list(ctx.class_names))
     policy = ErrorPolicy(on_error, Ledger())
     writers: dict[str, Any] = {}
@@ -96,8 +163,7 @@ def write_shard(index: int, records: list, ctx: RowContext, on_error: str, work:
             split = rec.split
             if split not in writers:
                 tmp_files[split] = work / f"shard-{index:06d}.{split}.arrow.tmp"
-                writers[split] = ArrowWriter(features=features, path=str(tmp_files[split]),
-                                             writer_batch_size=WRITER_BATCH_SIZE)
+                writers[split] = _ShardWriter(tmp_files[split], features)
                 stats[split], class_counts[split] = Counter(), Counter()
             digest_sum = (digest_sum + xxhash.xxh3_128_intdigest(split.encode() + b"\0"
                                                                  + row_digest_text(row).encode())) % _MOD128
@@ -106,17 +172,13 @@ def write_shard(index: int, records: list, ctx: RowContext, on_error: str, work:
             writers[split].write(features.encode_example(row))
         files = {}
         for split, w in writers.items():
-            n, _ = w.finalize()
-            w.close()
+            n = w.close()
             final = work / f"shard-{index:06d}.{split}.arrow"
             os.replace(tmp_files[split], final)
             files[split] = {"file": final.name, "rows": n}
     except BaseException:
         for w in writers.values():
-            try:
-                w.close()
-            except Exception:
-                pass
+            w.abort()
         for p in tmp_files.values():
             p.unlink(missing_ok=True)
         raise
