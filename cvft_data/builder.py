@@ -26,6 +26,7 @@ import math
 import multiprocessing as mp
 import os
 import shutil
+import sys
 import time
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -299,7 +300,6 @@ def _build(connector, out: Path, opts: BuildOptions, on_progress, class_names, t
             except OSError:
                 pass  # reported as a missing image when its shard is written
     if opts.progress:
-        import sys
         stored = "paths only (--reference)" if opts.reference and not opts.max_side else \
             (f"at most ~{n_bytes / 2**20:,.0f} MB (downscaled to {opts.max_side} px)" if opts.max_side
              else f"~{n_bytes / 2**20:,.0f} MB of image bytes")
@@ -357,9 +357,10 @@ def _build(connector, out: Path, opts: BuildOptions, on_progress, class_names, t
 
 
 def _start_pool(workers: int) -> ProcessPoolExecutor:
-    """Worker processes: forked where the platform allows (no re-import, shared pages), spawned
-    elsewhere. Workers only read files and write their own Arrow shards."""
-    method = "fork" if "fork" in mp.get_all_start_methods() and os.name == "posix" else "spawn"
+    """Worker processes: forked on Linux (no re-import, shared pages), spawned elsewhere. Workers
+    only read files and write their own Arrow shards."""
+    # fork is safe enough on Linux (PyTorch's DataLoader does the same); macOS and Windows spawn
+    method = "fork" if sys.platform.startswith("linux") else "spawn"
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method))
     for _ in range(workers):
         pool.submit(os.getpid)  # start the workers now, while the first pass runs
