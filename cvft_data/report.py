@@ -177,6 +177,12 @@ def write_report(path: str | os.PathLike, out: str | os.PathLike, options: Check
     Image.fromarray(grid).save(buf, "PNG")
     grid_b64 = base64.b64encode(buf.getvalue()).decode("ascii")
     st = report.stats
+    from .api import info as read_info
+
+    ledger = read_info(path).get("ledger", {})
+    ledger_rows = "".join(f"<tr><td>{html.escape(str(r))}</td><td>{n}</td></tr>"
+                          for r, n in (ledger.get("by_reason") or {}).items()) or \
+        "<tr><td colspan=2>nothing dropped or changed</td></tr>"
     rows = "".join(
         f"<tr class='{f.severity}'><td>{f.severity}</td><td>{html.escape(f.check)}</td>"
         f"<td>{html.escape(f.message)}</td><td>{html.escape(', '.join(f.image_ids[:5]))}"
@@ -197,6 +203,9 @@ figure {{ display: inline-block; margin: 0.5em; vertical-align: top; }} img {{ m
 <h1>cvft report: {html.escape(str(path))}</h1>
 <p>{html.escape(st['task'])} dataset, {len(st['classes'])} classes.</p>
 <h2>Splits</h2><table><tr><th>split</th><th>images</th><th>null images</th><th>null share</th></tr>{split_rows}</table>
+<h2>Ingest ledger</h2><p>What was dropped or changed while building the dataset (every entry is in
+<code>ledger.jsonl</code>): camera clock problems, skipped annotations, conversions.</p>
+<table><tr><th>reason</th><th>entries</th></tr>{ledger_rows}</table>
 <h2>Findings</h2><table><tr><th>severity</th><th>check</th><th>message</th><th>rows</th></tr>{rows}</table>
 <h2>Plots</h2>{figures}
 <h2>Preview</h2><figure><img alt="preview" src="data:image/png;base64,{grid_b64}"></figure>

@@ -168,10 +168,11 @@ def split(path, out, ratios: str | dict[str, float], *, seed: int = 0, by: str =
     keys = []
     cols = [c for c in ("image_id", "group", "label_status", "label", "labels", "objects", "segments_info")
             if c in whole.column_names]
+    from .checks import _classes_of, _rows
+
     for batch in whole.select_columns(cols).iter(batch_size=2000):
         for i in range(len(batch["image_id"])):
             row = {c: batch[c][i] for c in cols}
-            from .checks import _classes_of
             keys.append(SplitKey(row["image_id"], row.get("group"), tuple(sorted({names[c] for c in _classes_of(row, task)})),
                                  row["label_status"] == "empty"))
     assignment = assign_splits(keys, ratios, seed, by_group=(by == "group"), stratify=stratify)
@@ -189,7 +190,6 @@ def split(path, out, ratios: str | dict[str, float], *, seed: int = 0, by: str =
     finally:
         if was_enabled:
             datasets.enable_progress_bars()
-    from .checks import _rows
     splits_info = {}
     for s, ds in new.items():
         st = Counter()

@@ -238,3 +238,13 @@ def test_sigkill_and_resume_gives_the_same_dataset(tmp_path):
     a, b = cvft_data.info(tmp_path / "clean"), cvft_data.info(out)
     assert a["content_hash"] == b["content_hash"] and a["splits"] == b["splits"]
     assert not partial.exists()
+
+
+def test_clock_problems_are_in_the_html_report(tmp_path):
+    from cvft_data.report import write_report
+
+    src = make_archive(tmp_path)
+    cvft_data.ingest(src, tmp_path / "ds", format="camera_trap", species=str(tmp_path / "species.csv"))
+    page = write_report(tmp_path / "ds", tmp_path / "r.html", cvft_data.CheckOptions(min_images_per_class=1, workers=1),
+                        preview=4).read_text()
+    assert "clock_backwards" in page and "clock_before_2000" in page and "Ingest ledger" in page
