@@ -15,7 +15,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
 
 from cvft_data.errors import (
-    AnnotationError,
     MalformedFileError,
     MissingImageError,
     SourceError,
@@ -27,7 +26,7 @@ from cvft_data.paths import relpath_posix
 from ._exif import read_exif
 from ._json import load_json
 from .base import Confidence, Connector, ImageRecord, ObjectRecord, is_hidden, is_image_name, read_prefix, register
-from .coco import _numbers
+from .coco import _numbers, annotations_by_image
 from .megadetector import MdIndex, parse_megadetector, threshold_of
 
 DEFAULT_LAYOUT = "{year}/{set}/{site}/{subsite}"
@@ -480,15 +479,7 @@ class CocoCameraTrapsConnector(Connector):
         cats = self._cats()
         names = set(self.categories())
         fname = self.file.name
-        by_image: dict = defaultdict(list)
-        ids = {img.get("id") for img in doc.get("images", [])}
-        for a in doc.get("annotations") or []:
-            if a.get("image_id") not in ids:
-                self.policy.handle(AnnotationError(f"image_id {a.get('image_id')!r} is not declared", file=fname,
-                                                   item=f"annotation {a.get('id')}", expected="a declared image"),
-                                   action="dropped_annotation")
-                continue
-            by_image[a["image_id"]].append(a)
+        by_image = annotations_by_image(doc, file=fname, policy=self.policy)
         task = self.task
         for img in doc.get("images", []):
             fn = str(img.get("file_name", "")).replace("\\", "/")

@@ -152,6 +152,23 @@ def parse_annotation(ann: dict, id_to_name: dict[Any, str], *, file: str, image_
     return obj, derived
 
 
+def annotations_by_image(doc: dict, *, file: str, policy) -> dict[Any, list[dict]]:
+    """COCO-family annotations grouped by ``image_id``; one whose image is not declared goes to
+    ``policy`` (dropped)."""
+    image_ids = {img.get("id") for img in doc.get("images") or [] if isinstance(img, dict)}
+    by_image: dict[Any, list[dict]] = defaultdict(list)
+    for ann in doc.get("annotations") or ():
+        iid = ann.get("image_id") if isinstance(ann, dict) else None
+        if iid not in image_ids:
+            ref = ann.get("id", "?") if isinstance(ann, dict) else "?"
+            policy.handle(AnnotationError(f"image_id {iid!r} is not in the images list", file=file,
+                                          item=f"annotation {ref}", expected="an image_id of a declared image"),
+                          action="dropped_annotation")
+            continue
+        by_image[iid].append(ann)
+    return by_image
+
+
 def add_annotations(rec: ImageRecord, anns: list[dict], id_to_name: dict[Any, str], *, file: str,
                     policy) -> None:
     """Parse ``anns`` into ``rec.objects`` (bad ones to ``policy``) and set ``rec.label_status``:
@@ -393,17 +410,7 @@ class CocoConnector(_CocoBase):
         for split, path, data in self._load():
             fname = relpath_posix(path, self.root)
             id_to_name = {c["id"]: c["name"] for c in data.get("categories", [])}
-            by_image: dict[Any, list[dict]] = defaultdict(list)
-            image_ids = {img.get("id") for img in data["images"] if isinstance(img, dict)}
-            for ann in data.get("annotations") or ():
-                iid = ann.get("image_id") if isinstance(ann, dict) else None
-                if iid not in image_ids:
-                    self.policy.handle(AnnotationError(f"image_id {iid!r} is not in the images list",
-                                                       file=fname, item=f"annotation {ann.get('id', '?') if isinstance(ann, dict) else '?'}",
-                                                       expected="an image_id of a declared image"),
-                                       action="dropped_annotation")
-                    continue
-                by_image[iid].append(ann)
+            by_image = annotations_by_image(data, file=fname, policy=self.policy)
             self._anns_by_image = by_image
             for img, file in self._images(split, path, data):
                 declared = self._declared_size(img)

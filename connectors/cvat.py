@@ -329,6 +329,19 @@ class CvatConnector(Connector):
                                 ref=item)
         return None
 
+    def _checked_shape(self, el: Element, label: str, names: set[str], size, fname: str, item: str,
+                       rec: ImageRecord) -> ObjectRecord | None:
+        """:meth:`_shape` after the label check; a bad shape goes to the policy (None)."""
+        try:
+            if label not in names:
+                raise UnknownClassError(f"label {label!r} is not declared in <meta>", file=fname,
+                                        item=f"{rec.image_id}#{item}", expected=f"one of {sorted(names)}")
+            return self._shape(el, label, size, fname, item, rec)
+        except SourceError as exc:
+            exc.item = exc.item if exc.item and "#" in exc.item else f"{rec.image_id}#{item}"
+            self.policy.handle(exc, action="dropped_annotation")
+            return None
+
     def _image_file(self, name: str, subset: str | None) -> str | None:
         rel = PurePosixPath(name.replace("\\", "/"))
         if rel.is_absolute() or ".." in rel.parts:
@@ -384,17 +397,7 @@ class CvatConnector(Connector):
                     size = None
                 tags = [t.get("label", "") for t in img.findall("tag")]
                 for k, el in enumerate(e for e in img if e.tag in _SHAPES):
-                    item = f"{el.tag} {k}"
-                    label = el.get("label", "")
-                    try:
-                        if label not in names:
-                            raise UnknownClassError(f"label {label!r} is not declared in <meta>", file=fname,
-                                                    item=f"{image_id}#{item}", expected=f"one of {sorted(names)}")
-                        obj = self._shape(el, label, size, fname, item, rec)
-                    except SourceError as exc:
-                        exc.item = exc.item if exc.item and "#" in exc.item else f"{image_id}#{item}"
-                        self.policy.handle(exc, action="dropped_annotation")
-                        continue
+                    obj = self._checked_shape(el, el.get("label", ""), names, size, fname, f"{el.tag} {k}", rec)
                     if obj is not None:
                         rec.objects.append(obj)
                 self._apply_tags(rec, tags, task, names, fname)
@@ -450,16 +453,7 @@ class CvatConnector(Connector):
             rec = self._record_for(key, key, split, fname)
             rec.declared_size, rec.meta = size, {"cvat": {"frame": frame}}
             for el, label, track_id in shapes:
-                item = f"track {track_id} {el.tag}"
-                try:
-                    if label not in names:
-                        raise UnknownClassError(f"label {label!r} is not declared", file=fname, item=f"{key}#{item}",
-                                                expected=f"one of {sorted(names)}")
-                    obj = self._shape(el, label, size, fname, item, rec)
-                except SourceError as exc:
-                    exc.item = exc.item if exc.item and "#" in exc.item else f"{key}#{item}"
-                    self.policy.handle(exc, action="dropped_annotation")
-                    continue
+                obj = self._checked_shape(el, label, names, size, fname, f"track {track_id} {el.tag}", rec)
                 if obj is not None:
                     obj.attributes["track_id"] = int(track_id) if track_id.isdigit() else track_id
                     rec.objects.append(obj)

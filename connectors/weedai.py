@@ -9,12 +9,12 @@ from collections import defaultdict
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
 
-from cvft_data.errors import AnnotationError, MalformedFileError, MissingImageError, SourceError
+from cvft_data.errors import MalformedFileError, MissingImageError, SourceError
 from cvft_data.schema import canonical_split
 
 from ._source import Source, open_source
 from .base import Confidence, Connector, ImageRecord, register
-from .coco import add_annotations, parse_categories
+from .coco import add_annotations, annotations_by_image, parse_categories
 
 #: ``weed: lolium rigidum``, ``crop: daucus carota``, ``weed: UNSPECIFIED``, ``weed: lolium perenne (growing point)``
 CATEGORY = re.compile(r"^(?:(?P<role>crop|weed): (?P<taxon>[A-Za-z][A-Za-z. ]*)|(?P<bare>crop|weed|none))"
@@ -152,15 +152,7 @@ class WeedAIConnector(Connector):
         fname = self.source.describe(self._json_name or "weedcoco.json")
         cats = {c["id"]: c["name"] for c in doc["categories"]}
         agcontexts = {a.get("id"): a for a in doc.get("agcontexts") or []}
-        by_image: dict[Any, list[dict]] = defaultdict(list)
-        ids = {img.get("id") for img in doc.get("images", [])}
-        for a in doc.get("annotations") or []:
-            if a.get("image_id") not in ids:
-                self.policy.handle(AnnotationError(f"image_id {a.get('image_id')} is not declared", file=fname,
-                                                   item=f"annotation {a.get('id')}", expected="a declared image"),
-                                   action="dropped_annotation")
-                continue
-            by_image[a["image_id"]].append(a)
+        by_image = annotations_by_image(doc, file=fname, policy=self.policy)
         index = self._index_images()
         extra = Path(self.options["images"]) if "images" in self.options else None
         for img in doc.get("images", []):

@@ -55,8 +55,9 @@ def test_truncated_jpeg(tmp_path):
 def test_not_an_image_at_all(tmp_path):
     write_image(tmp_path / "src" / "cat" / "ok.jpg")
     (tmp_path / "src" / "cat" / "bad.jpg").write_bytes(b"this is text")
-    _both_policies(tmp_path, tmp_path / "src", CorruptImageError, ["cat/bad.jpg", "header"], "cat/bad.jpg",
-                   "dropped_image")
+    info = _both_policies(tmp_path, tmp_path / "src", CorruptImageError, ["cat/bad.jpg", "header"], "cat/bad.jpg",
+                          "dropped_image")
+    assert info["splits"]["train"]["images"] == 1, "the good image still lands"
 
 
 def test_box_outside_the_image(tmp_path):
@@ -85,8 +86,9 @@ def test_unknown_class_id_yolo(tmp_path):
 
 def test_unknown_category_coco(tmp_path):
     src = _coco_with(tmp_path, annotations=[{"id": 70, "image_id": 13, "category_id": 42, "bbox": [1, 1, 2, 2]}])
-    _both_policies(tmp_path, src, UnknownClassError, ["category_id 42", "instances_train.json"],
-                   "annotation 70", "dropped_annotation")
+    info = _both_policies(tmp_path, src, UnknownClassError, ["category_id 42", "instances_train.json"],
+                          "annotation 70", "dropped_annotation")
+    assert info["ledger"]["annotations_dropped"] == 1 and info["splits"]["train"]["objects"] == 4
 
 
 def test_malformed_json(tmp_path):
@@ -147,4 +149,5 @@ def test_declared_size_mismatch(tmp_path):
     write_json(src / "annotations" / "instances_test.json", doc)
     write_image(src / "images" / "test" / "0.jpg")
     from cvft_data.errors import SizeMismatchError
-    _both_policies(tmp_path, src, SizeMismatchError, ["30x16", "24x16"], "images/test/0.jpg", "kept")
+    info = _both_policies(tmp_path, src, SizeMismatchError, ["30x16", "24x16"], "images/test/0.jpg", "kept")
+    assert info["splits"]["test"]["images"] == 1, "under skip the image is kept"
