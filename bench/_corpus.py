@@ -1,5 +1,6 @@
-"""The benchmark corpus: camera-trap-like JPEGs (1920x1080, ~450 KB) in ``year/set/site/subsite``,
-a species sheet, a COCO file, a YOLO layout and a class-folder view of the same images."""
+"""The benchmark corpus: camera-trap-like JPEGs (1920x1080, ~450 KB, with the EXIF a trail camera
+writes: capture time in bursts of three, make, model) in ``year/set/site/subsite``, a species sheet,
+a COCO file, a YOLO layout and a class-folder view of the same images."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import io
 import json
 import os
 from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,16 @@ W, H = 1920, 1080
 
 def _rel(i: int) -> str:
     return f"2021/set_{i % 2}/site_{i % 10:02d}/cam_{(i // 10) % 4}/IMG_{i:06d}.JPG"
+
+
+def _exif(i: int) -> bytes:
+    # a camera (site, subsite) gets every 40th image: bursts of three 2 s apart, an hour between bursts
+    k = i // 40
+    t = datetime(2021, 3, 1, 6, 0, 0) + timedelta(hours=k // 3, seconds=2 * (k % 3))
+    exif = Image.Exif()
+    exif[271], exif[272] = "RECONYX", "HF2X HYPERFIRE 2"
+    exif.get_ifd(0x8769)[36867] = t.strftime("%Y:%m:%d %H:%M:%S")
+    return exif.tobytes()
 
 
 def _species(i: int) -> str | None:
@@ -41,7 +53,7 @@ def _write_chunk(args) -> int:
             x, y, bw, bh = (int(v) for v in _box(i))
             arr[y:y + bh, x:x + bw] //= 2
         buf = io.BytesIO()
-        Image.fromarray(arr).save(buf, "JPEG", quality=85)
+        Image.fromarray(arr).save(buf, "JPEG", quality=85, exif=_exif(i))
         p = Path(root) / "tree" / _rel(i)
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(buf.getvalue())
@@ -50,7 +62,7 @@ def _write_chunk(args) -> int:
 
 def make_corpus(root: Path, n: int, workers: int = 0) -> dict[str, Path]:
     root = Path(root)
-    done = root / f".complete-{n}"
+    done = root / f".complete-v2-{n}"  # v2: with EXIF
     if not done.exists():
         workers = workers or os.cpu_count() or 1
         step = 100

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from cvft_data.imageinfo import header_facts
+
 _EXIF_IFD = 0x8769
 _DATETIME_ORIGINAL, _DATETIME_DIGITIZED, _DATETIME = 36867, 36868, 306
 _MAKE, _MODEL, _BODY_SERIAL = 271, 272, 42033
@@ -40,13 +42,21 @@ def parse_exif_datetime(text: str | None) -> datetime | None:
 
 
 def read_exif(path: Path) -> dict:
-    """{"datetime": datetime|None, "make", "model", "serial"} from the header only."""
+    """{"datetime": datetime|None, "make", "model", "serial", "header"} from the header only;
+    ``header`` is the image's :data:`~cvft_data.imageinfo.HeaderFacts` (None when unreadable), so
+    the builder does not parse the header again."""
     try:
         with Image.open(path) as im:
-            exif = im.getexif()
+            header = header_facts(im)
+            exif = im.getexif() if header[3] != "PNG" or "exif" in im.info else Image.Exif()
             sub = exif.get_ifd(_EXIF_IFD) if exif else {}
     except Exception:  # an unreadable header is the builder's finding, not the EXIF reader's
-        return {"datetime": None, "make": None, "model": None, "serial": None}
+        return {"datetime": None, "make": None, "model": None, "serial": None, "header": None}
     dt = sub.get(_DATETIME_ORIGINAL) or sub.get(_DATETIME_DIGITIZED) or exif.get(_DATETIME)
     return {"datetime": parse_exif_datetime(dt), "make": _clean(exif.get(_MAKE)), "model": _clean(exif.get(_MODEL)),
-            "serial": _clean(sub.get(_BODY_SERIAL))}
+            "serial": _clean(sub.get(_BODY_SERIAL)), "header": header}
+
+
+def read_exifs(paths: list[Path]) -> list[dict]:
+    """:func:`read_exif` of each path (one task for a worker pool)."""
+    return [read_exif(p) for p in paths]

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterator
@@ -95,7 +96,9 @@ class ImageRecord:
 
     ``image_id`` is the path relative to the source root (posix); ``path`` the file to read (None
     when ``data`` holds the bytes, as for zip members). ``declared_size`` is the (width, height) the
-    annotation file claims, checked against the real image by the builder.
+    annotation file claims, checked against the real image by the builder. ``header`` holds the
+    facts a connector already read from the image's header (see
+    :data:`cvft_data.imageinfo.HeaderFacts`), so the builder does not parse it a second time.
     """
 
     image_id: str
@@ -114,6 +117,7 @@ class ImageRecord:
     member: str | None = None          # a member of the zip archive at ``path``
     source_file: str | None = None   # the annotation file this record came from
     notes: list[LedgerNote] = field(default_factory=list)
+    header: tuple[int, int, int, str] | None = None
 
     def note(self, reason: str, action: str, detail: str, file: str | None = None) -> None:
         self.notes.append(LedgerNote(reason, action, detail, file or self.source_file))
@@ -134,6 +138,10 @@ class Connector(ABC):
     summary: ClassVar[str]
     #: Options the connector accepts (name -> help), shown by ``cvft-ingest --list-formats``.
     options_help: ClassVar[dict[str, str]] = {}
+    #: The builder's worker pool while it reads the records (None otherwise). A connector that reads
+    #: every image's header while listing (camera-trap EXIF) submits those reads here, so they run
+    #: on every core instead of in the main process (submit picklable, module-level functions only).
+    executor: Executor | None = None
 
     def __init__(self, root: str | os.PathLike, *, on_error: PolicyName | ErrorPolicy = "raise", **options: Any):
         self.root = Path(root)

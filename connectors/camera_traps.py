@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections import defaultdict
+from collections import defaultdict, deque
 from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
@@ -23,7 +23,7 @@ from cvft_data.errors import (
 )
 from cvft_data.paths import relpath_posix
 
-from ._exif import read_exif
+from ._exif import read_exif, read_exifs
 from ._json import load_json
 from .base import Confidence, Connector, ImageRecord, ObjectRecord, is_hidden, is_image_name, read_prefix, register
 from .coco import _numbers, annotations_by_image
@@ -31,6 +31,10 @@ from .megadetector import MdIndex, parse_megadetector, threshold_of
 
 DEFAULT_LAYOUT = "{year}/{set}/{site}/{subsite}"
 DEFAULT_SEQUENCE_GAP_S = 60.0
+#: Images per EXIF task sent to the builder's workers, and how many such tasks run ahead of the
+#: folder being turned into records (bounded: results are small, but a folder can hold 100,000 images).
+EXIF_TASK_IMAGES = 64
+EXIF_TASKS_AHEAD = 16
 DEFAULT_BLANKS = ("", "none", "empty", "blank", "nothing", "no animal", "no animals", "null", "nan")
 _PATH_COLUMNS = ("relativepath", "relative_path", "path", "filepath", "file_path", "image_path")
 _FILE_COLUMNS = ("file", "filename", "file_name", "image", "image_name", "img")
@@ -296,11 +300,10 @@ class CameraTrapConnector(Connector):
             for _, files in _walk_dirs(self.root):
                 for f in files:
                     file_counts[f.lower()] += 1
-        for folder, files in _walk_dirs(self.root):
+        for folder, files, exifs in self._folders_with_exif():
             rel_dir = relpath_posix(folder, self.root)
             rel_dir = "" if rel_dir == "." else rel_dir
             meta_dir = layout_fields(rel_dir, self.fields)
-            exifs = [read_exif(folder / f) for f in files]
             times = [e["datetime"] for e in exifs]
             seqs = sequences(times, self.gap)
             clocks = clock_problems(times, self.now)
@@ -317,7 +320,7 @@ class CameraTrapConnector(Connector):
                         meta[k] = ex[k]
                 group = {"site": meta.get("site") or rel_dir, "subsite": rel_dir,
                          "sequence": meta["sequence"]}[self.group_by]
-                rec = ImageRecord(image_id=rel, path=folder / f, group=group, meta=meta)
+                rec = ImageRecord(image_id=rel, path=folder / f, group=group, meta=meta, header=ex["header"])
                 if clock:
                     rec.note(f"clock_{clock}", "kept", f"capture time {meta['datetime']} ({clock.replace('_', ' ')})")
                 if ex["datetime"] is None:
@@ -349,6 +352,30 @@ class CameraTrapConnector(Connector):
             for key in sorted(set(sheet[1]) - used_keys, key=str):
                 self.policy.note(str(key), "record_without_image", "dropped_annotation",
                                  "species record with no image in the archive", file=sheet[2][key])
+
+    def _folders_with_exif(self) -> Iterator[tuple[Path, list[str], list[dict]]]:
+        """(folder, image names, their EXIF) for every folder. With the builder's pool
+        (:attr:`executor`), the header reads run there, a few tasks ahead of the folder being
+        labelled: reading ~10,000 headers a second, the main process would otherwise be the
+        bottleneck of the whole ingest."""
+        if self.executor is None:
+            for folder, files in _walk_dirs(self.root):
+                yield folder, files, [read_exif(folder / f) for f in files]
+            return
+        queued: deque = deque()  # (folder, files, futures), oldest first
+        ahead = 0
+        for folder, files in _walk_dirs(self.root):
+            futures = [self.executor.submit(read_exifs, [folder / f for f in files[i:i + EXIF_TASK_IMAGES]])
+                       for i in range(0, len(files), EXIF_TASK_IMAGES)]
+            queued.append((folder, files, futures))
+            ahead += len(futures)
+            while ahead > EXIF_TASKS_AHEAD:
+                folder, files, futures = queued.popleft()
+                ahead -= len(futures)
+                yield folder, files, [e for fut in futures for e in fut.result()]
+        while queued:
+            folder, files, futures = queued.popleft()
+            yield folder, files, [e for fut in futures for e in fut.result()]
 
     def _label(self, rec: ImageRecord, species: list[str] | None, md, md_file, task: str, names: set[str]) -> None:
         if md is None:

@@ -42,11 +42,10 @@ from .errors import UsageError
 from .ledger import ErrorPolicy, Ledger, LedgerEntry
 from .rows import RowContext, build_row, row_digest_text
 from .schema import CANONICAL_SPLITS, SCHEMA_VERSION, features_for
+from .shardwriter import ShardWriter
 from .splits import SplitKey, assign_splits
 
 _MOD128 = 1 << 128
-#: Rows buffered per Arrow record batch: small, because a row carries the image bytes.
-WRITER_BATCH_SIZE = 32
 
 
 @dataclass
@@ -66,9 +65,10 @@ class BuildOptions:
 
 
 def shard_size_for(n_images: int) -> int:
-    """Images per shard: about 64 shards for small sets, 1,000 images at most (bounded memory and
-    fine-grained resume on millions of images)."""
-    return max(32, min(1000, math.ceil(n_images / 64)))
+    """Images per shard: about 64 shards, between 128 (a shard costs a task, a file and a manifest:
+    smaller ones cost more than they save; measured in ``bench/``) and 1,000 images (bounded memory
+    and fine-grained resume on millions of images)."""
+    return max(128, min(1000, math.ceil(n_images / 64)))
 
 
 def _ordered_splits(names) -> list[str]:
@@ -77,75 +77,6 @@ def _ordered_splits(names) -> list[str]:
 
 
 # --- the worker side ------------------------------------------------------------------------
-
-def _image_array(images: list):
-    """An ``Image`` column (struct of bytes and path) built from one joined buffer: converting
-    hundreds of KB per row through Python lists copies each image several times."""
-    import numpy as np
-    import pyarrow as pa
-
-    if any(im is None or im.get("bytes") is None for im in images):
-        return None  # nulls or paths (reference mode): let datasets build it
-    datas = [im["bytes"] for im in images]
-    offsets = np.zeros(len(datas) + 1, dtype=np.int64)
-    np.cumsum([len(d) for d in datas], out=offsets[1:])
-    if offsets[-1] >= 2**31:
-        return None
-    binary = pa.BinaryArray.from_buffers(pa.binary(), len(datas),
-                                         [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(datas))])
-    paths = pa.array([im.get("path") for im in images], pa.string())
-    return pa.StructArray.from_arrays([binary, paths], names=["bytes", "path"])
-
-
-class _ShardWriter:
-    """One split of one shard as an Arrow IPC stream (the format ``save_to_disk`` writes), rows
-    converted in batches of :data:`WRITER_BATCH_SIZE` with the dataset's features."""
-
-    def __init__(self, path: Path, features):
-        import pyarrow as pa
-
-        self.features = features
-        self.schema = features.arrow_schema
-        self.sink = pa.OSFile(str(path), "wb")
-        self.writer = pa.ipc.new_stream(self.sink, self.schema)
-        self.rows: list[dict] = []
-        self.count = 0
-
-    def write(self, row: dict) -> None:
-        self.rows.append(row)
-        if len(self.rows) >= WRITER_BATCH_SIZE:
-            self.flush()
-
-    def flush(self) -> None:
-        import pyarrow as pa
-        from datasets import Image
-        from datasets.arrow_writer import TypedSequence
-
-        if not self.rows:
-            return
-        arrays = []
-        for name in self.schema.names:
-            values = [r[name] for r in self.rows]
-            array = _image_array(values) if isinstance(self.features[name], Image) else None
-            arrays.append(array if array is not None else pa.array(TypedSequence(values, type=self.features[name])))
-        self.writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
-        self.count += len(self.rows)
-        self.rows = []
-
-    def close(self) -> int:
-        try:
-            self.flush()
-            self.writer.close()
-        finally:
-            self.sink.close()
-        return self.count
-
-    def abort(self) -> None:
-        try:
-            self.sink.close()
-        except Exception:
-            pass
-
 
 def write_shard(index: int, records: list, ctx: RowContext, on_error: str, work: Path) -> dict:
     """Write one shard (one Arrow file per split) and commit it with its manifest. Runs in a worker."""
@@ -158,19 +89,19 @@ def write_shard(index: int, records: list, ctx: RowContext, on_error: str, work:
     tmp_files: dict[str, Path] = {}
     try:
         for rec in records:
-            row = build_row(rec, ctx, policy)
-            if row is None:
-                continue
             split = rec.split
             if split not in writers:
                 tmp_files[split] = work / f"shard-{index:06d}.{split}.arrow.tmp"
-                writers[split] = _ShardWriter(tmp_files[split], features)
+                writers[split] = ShardWriter(tmp_files[split], features)
                 stats[split], class_counts[split] = Counter(), Counter()
+            row = build_row(rec, ctx, policy, writers[split].arena)
+            if row is None:
+                continue
             digest_sum = (digest_sum + xxhash.xxh3_128_intdigest(split.encode() + b"\0"
                                                                  + row_digest_text(row).encode())) % _MOD128
             _count(row, ctx.task, stats[split], class_counts[split])
             del row["_xxh3"]
-            writers[split].write(features.encode_example(row))
+            writers[split].write(row)
         files = {}
         for split, w in writers.items():
             n = w.close()
@@ -272,9 +203,11 @@ def build_dataset(connector, out: str | os.PathLike, options: BuildOptions | Non
 
     workers = opts.workers or os.cpu_count() or 1
     pool = _start_pool(workers) if workers > 1 else None  # its start-up overlaps the first pass
+    connector.executor = pool  # header reads while listing (camera-trap EXIF) run on the workers too
     try:
         return _build(connector, out, opts, on_progress, class_names, task, setup_entries, ctx, workers, pool)
     finally:
+        connector.executor = None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
 

@@ -54,8 +54,33 @@ def content_hash(data: bytes) -> str:
     return xxhash.xxh3_128_hexdigest(data)
 
 
-def _truncated(data: bytes, fmt: str) -> bool:
-    tail = data[-4096:].rstrip(b"\x00\r\n ")
+#: Bytes of an image handed to the header parser when the image is a view into a buffer: JPEG
+#: markers up to the scan (EXIF, XMP, ICC, thumbnails) fit in this almost always; when they do not,
+#: the whole image is parsed. (``bytes`` are parsed in place, without a copy.)
+HEADER_PREFIX = 256 * 1024
+
+#: (raw width, raw height, EXIF orientation, PIL format): what the header says, no pixels decoded.
+HeaderFacts = tuple[int, int, int, str]
+
+
+def header_facts(im: Image.Image, data=None) -> HeaderFacts:
+    """The header facts of an opened PIL image. ``data`` (the encoded bytes) lets a PNG whose eXIf
+    chunk comes after the pixel data be read for its orientation; Pillow's ``getexif`` would decode
+    every PNG to look for one, which is why it is not called when no such chunk exists."""
+    raw_w, raw_h = im.size
+    fmt = im.format or "?"
+    orientation = 1
+    late_png_exif = fmt == "PNG" and "exif" not in im.info and data is not None and b"eXIf" in data
+    if fmt != "PNG" or "exif" in im.info or late_png_exif:
+        try:
+            orientation = int(im.getexif().get(0x0112, 1) or 1)
+        except Exception:  # a broken EXIF block must not hide a good image
+            orientation = 1
+    return raw_w, raw_h, orientation, fmt
+
+
+def _truncated(data, fmt: str) -> bool:
+    tail = bytes(data[-4096:]).rstrip(b"\x00\r\n ")
     if fmt in ("JPEG", "MPO"):
         return not tail.endswith(b"\xff\xd9")
     if fmt == "PNG":
@@ -63,21 +88,30 @@ def _truncated(data: bytes, fmt: str) -> bool:
     return False
 
 
-def probe(data: bytes, *, name: str, file: str | None = None) -> ImageInfo:
-    """Size, orientation, format and hash of an encoded image; raises :class:`CorruptImageError`."""
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            raw_w, raw_h = im.size
-            fmt = im.format or "?"
-            try:
-                orientation = int(im.getexif().get(0x0112, 1) or 1)
-            except Exception:  # a broken EXIF block must not hide a good image
-                orientation = 1
-    except Exception as exc:  # any failure to parse the header (PIL raises many types) means unreadable
-        if isinstance(exc, MemoryError):
-            raise
-        raise CorruptImageError(f"cannot read the image header ({exc})", file=file or name, item=name,
-                                expected="a JPEG, PNG, BMP, GIF, TIFF or WebP image") from None
+def _parse_header(data) -> HeaderFacts:
+    if not isinstance(data, bytes) and len(data) > HEADER_PREFIX and bytes(data[:3]) == b"\xff\xd8\xff":
+        try:  # a JPEG's header from its first bytes: no copy of the whole image
+            with Image.open(io.BytesIO(bytes(data[:HEADER_PREFIX]))) as im:
+                return header_facts(im)
+        except Exception:
+            pass  # markers beyond the prefix (or a broken file): parse the whole image below
+    with Image.open(io.BytesIO(data)) as im:
+        return header_facts(im, data)
+
+
+def probe(data, *, name: str, file: str | None = None, header: HeaderFacts | None = None) -> ImageInfo:
+    """Size, orientation, format and hash of an encoded image (``bytes`` or a ``memoryview``);
+    raises :class:`CorruptImageError`. ``header``: facts a connector already read from this file's
+    header (camera-trap EXIF), so it is not parsed twice; the end marker and hash are still checked."""
+    if header is None:
+        try:
+            header = _parse_header(data)
+        except Exception as exc:  # any failure to parse the header (PIL raises many types) means unreadable
+            if isinstance(exc, MemoryError):
+                raise
+            raise CorruptImageError(f"cannot read the image header ({exc})", file=file or name, item=name,
+                                    expected="a JPEG, PNG, BMP, GIF, TIFF or WebP image") from None
+    raw_w, raw_h, orientation, fmt = header
     if raw_w <= 0 or raw_h <= 0:
         raise CorruptImageError(f"image has size {raw_w}x{raw_h}", file=file or name, item=name,
                                 expected="a positive width and height")

@@ -52,12 +52,16 @@ def _read_member(rec) -> bytes:
                                 expected=f"a member named {rec.member}") from None
 
 
-def _read(rec) -> bytes:
+def _read(rec, arena=None):
+    """The image's bytes: into ``arena`` (a view of it) when one is given, else a ``bytes``."""
     if rec.data is not None:
-        return rec.data
+        return arena.add(rec.data) if arena is not None else rec.data
     if rec.member is not None:
-        return _read_member(rec)
+        data = _read_member(rec)
+        return arena.add(data) if arena is not None else data
     try:
+        if arena is not None:
+            return arena.read_file(rec.path)
         with open(rec.path, "rb") as f:
             return f.read()
     except FileNotFoundError:
@@ -150,11 +154,25 @@ def _scale_objects(objects: dict, sx: float, sy: float, new_w: int, new_h: int) 
                                                      for j, v in enumerate(kp)]
 
 
-def build_row(rec, ctx: RowContext, policy: ErrorPolicy) -> dict[str, Any] | None:
-    """The canonical row for ``rec``, or None when the image is dropped (ledgered)."""
+def build_row(rec, ctx: RowContext, policy: ErrorPolicy, arena=None) -> dict[str, Any] | None:
+    """The canonical row for ``rec``, or None when the image is dropped (ledgered).
+
+    With an :class:`~cvft_data.shardwriter.ImageArena`, the image is read into it and the row's
+    ``image.bytes`` is a view of it, valid until the writer's batch is written; a dropped row's
+    bytes are rolled back.
+    """
+    mark = arena.mark() if arena is not None else None
+    row = _build_row(rec, ctx, policy, arena)
+    if row is None and arena is not None:
+        arena.rollback(mark)
+    return row
+
+
+def _build_row(rec, ctx: RowContext, policy: ErrorPolicy, arena) -> dict[str, Any] | None:
     try:
-        data = _read(rec)
-        info = probe(data, name=rec.image_id, file=str(rec.path) if rec.path else rec.image_id)
+        mark = arena.mark() if arena is not None else None
+        data = _read(rec, arena)
+        info = probe(data, name=rec.image_id, file=str(rec.path) if rec.path else rec.image_id, header=rec.header)
         if rec.declared_size and tuple(rec.declared_size) != (info.width, info.height):
             raw = (info.raw_width, info.raw_height)
             hint = " (it matches the pixels before EXIF rotation)" if tuple(rec.declared_size) == raw != (info.width, info.height) else ""
@@ -207,6 +225,9 @@ def build_row(rec, ctx: RowContext, policy: ErrorPolicy) -> dict[str, Any] | Non
                         file=rec.source_file)
     if ctx.max_side and max(info.width, info.height) > ctx.max_side:
         data, new_w, new_h = downscale(data, info, ctx.max_side)
+        if arena is not None:  # the original's bytes are not stored: the downscaled image takes their place
+            arena.rollback(mark)
+            data = arena.add(data)
         sx, sy = new_w / info.width, new_h / info.height
         meta["original_size"] = [info.width, info.height]
         row["width"], row["height"] = new_w, new_h
