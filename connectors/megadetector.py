@@ -68,7 +68,7 @@ def parse_megadetector(doc, threshold: float, *, file: str = "") -> tuple[dict[s
 
 
 class MdIndex:
-    """Find the MegaDetector entry of an image by its relative path, although MD may have run on
+    r"""Find the MegaDetector entry of an image by its relative path, although MD may have run on
     another machine (absolute paths) or from another folder (paths relative to a sub-folder):
     entries are indexed by every trailing part of their path, case-insensitively; a trailing part
     shared by two entries is ambiguous and never matches.

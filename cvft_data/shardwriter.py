@@ -48,8 +48,8 @@ class ImageArena:
     pending batch) when the next image does not fit.
     """
 
-    def __init__(self, capacity: int = ARENA_BYTES):
-        self.buf = bytearray(capacity)
+    def __init__(self, capacity: int | None = None):
+        self.buf = bytearray(capacity or ARENA_BYTES)
         self.view = memoryview(self.buf)
         self.used = 0
         self.batch = 0  # counts resets, so that a mark taken before one is recognised
@@ -182,7 +182,6 @@ class ShardWriter:
 
     def __init__(self, path: Path, features):
         import pyarrow as pa
-
         from datasets import Image
 
         self.features = features
