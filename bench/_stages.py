@@ -5,12 +5,15 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -47,19 +50,45 @@ def _preimport(name: str) -> None:
         import ultralytics  # noqa: F401
 
 
-def _copy_out(files: list[Path], out: Path) -> int:
+def _copy_out(files: list[Path], out: Path, arrow: bool = False) -> int:
     """The least an ingest must do: read each file (into one reused buffer), hash it, append it to
-    an output file. Returns the bytes written."""
+    an output file. ``arrow``: also read its header (size and EXIF, no pixels) and write Arrow IPC
+    record batches of 32 images (the bytes column is the buffer, no copy). Returns bytes written."""
+    import pyarrow as pa
     import xxhash
-    buf = memoryview(bytearray(64 * 2**20))
-    total = 0
+    from PIL import Image
+
+    buf = bytearray(64 * 2**20)
+    view = memoryview(buf)
+    total, used, sizes = 0, 0, []
+    schema = pa.schema([("image", pa.binary())])
     with open(out, "wb", buffering=0) as sink:
+        writer = pa.ipc.new_stream(pa.PythonFile(sink), schema) if arrow else None
+
+        def flush():
+            offsets = pa.py_buffer(np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32))
+            col = pa.BinaryArray.from_buffers(pa.binary(), len(sizes), [None, offsets, pa.py_buffer(view[:used])])
+            writer.write_batch(pa.RecordBatch.from_arrays([col], schema=schema))
+
         for f in files:
             with open(f, "rb", buffering=0) as src:
-                n = src.readinto(buf)
-            xxhash.xxh3_128_intdigest(buf[:n])
-            sink.write(buf[:n])
+                n = src.readinto(view[used:])
+            xxhash.xxh3_128_intdigest(view[used:used + n])
             total += n
+            if not arrow:
+                sink.write(view[:n])
+                continue
+            with Image.open(io.BytesIO(bytes(view[used:used + min(n, 256 * 1024)]))) as im:
+                _ = im.size, im.getexif()
+            used += n
+            sizes.append(n)
+            if len(sizes) == 32:
+                flush()
+                used, sizes = 0, []
+        if arrow:
+            if sizes:
+                flush()
+            writer.close()
     return total
 
 
@@ -80,8 +109,9 @@ def stage(name: str, corpus: Path, n: int, work: Path, workers: int) -> dict:
         import xxhash
         for f in files:
             xxhash.xxh3_128_hexdigest(f.read_bytes())
-    elif name == "read+hash+write":
+    elif name in ("read+hash+write", "read+hash+header+Arrow"):
         parts = [files[k::max(workers, 1)] for k in range(max(workers, 1))]
+        arrow = [name != "read+hash+write"] * len(parts)
         outs = [work / f"copy_out_{k}.bin" for k in range(len(parts))]
         if workers > 1:
             import multiprocessing as mp
@@ -90,12 +120,12 @@ def stage(name: str, corpus: Path, n: int, work: Path, workers: int) -> dict:
             for fut in [pool.submit(os.getpid) for _ in range(workers)]:  # started before the clock
                 fut.result()
             t0 = time.perf_counter()
-            out_bytes = sum(pool.map(_copy_out, parts, outs))
+            out_bytes = sum(pool.map(_copy_out, parts, outs, arrow))
             seconds = time.perf_counter() - t0
             pool.shutdown()
         else:
             t0 = time.perf_counter()
-            out_bytes = _copy_out(files, outs[0])
+            out_bytes = _copy_out(files, outs[0], arrow[0])
             seconds = time.perf_counter() - t0
         for o in outs:
             o.unlink()

@@ -6,6 +6,7 @@ find files and loop.
 
 from __future__ import annotations
 
+import os
 import re
 from collections import defaultdict
 from pathlib import Path, PurePosixPath
@@ -21,7 +22,7 @@ from cvft_data.errors import (
     SourceError,
     UnknownClassError,
 )
-from cvft_data.paths import is_absolute_name, relpath_posix, safe_relative
+from cvft_data.paths import inside, is_absolute_name, relpath_posix, safe_relative
 from cvft_data.schema import canonical_split, is_split_name
 
 from ._json import load_json
@@ -208,6 +209,8 @@ class _CocoBase(Connector):
         if "annotation_file" in self.options:
             self._single_file = Path(self.root, self.options["annotation_file"])
         self._loaded: list[tuple[str, Path, dict]] | None = None
+        self._real_dirs: dict[str, str] = {}  # folder -> its real path, for the inside-the-root check
+        self._bases: dict[Path, list[str]] = {}
         self._names: list[str] = []
         self._cat_info: list[dict] = []
 
@@ -290,23 +293,33 @@ class _CocoBase(Connector):
                 out[split] = extra
         return {"coco": out} if out else {}
 
-    def _image_candidates(self, json_path: Path, file_name: str, item: str) -> tuple[str, list[Path]]:
+    def _image_candidates(self, json_path: Path, file_name: str, item: str) -> Iterator[str]:
+        """Where the image may be, most likely first (lazily: the first one is usually right)."""
         if is_absolute_name(file_name):
             # another machine's absolute path: never read it, look for the file by name inside the root
             rel = PurePosixPath(file_name.replace("\\", "/").rsplit("/", 1)[-1])
         else:
             rel = safe_relative(file_name, file=str(json_path), item=item)
-        token = _split_token(json_path)
-        bases = [json_path.parent, self.root / "images" / token, self.root / "images", self.root / token, self.root]
-        if json_path.parent.name == "annotations":
-            bases.insert(1, json_path.parent.parent / "images" / token)
-        cands: list[Path] = []
-        for base in bases:
-            for r in (rel, PurePosixPath(rel.name)):
-                p = Path(base, *r.parts)
-                if p not in cands:
-                    cands.append(p)
-        return str(rel), cands
+        seen: set[str] = set()
+        for base in self._image_bases(json_path):
+            for r in (str(rel), rel.name):
+                p = os.path.join(base, r)
+                if p not in seen:
+                    seen.add(p)
+                    yield p
+
+    def _image_bases(self, json_path: Path) -> list[str]:
+        """Folders an annotation file's images may be relative to, most likely first."""
+        bases = self._bases.get(json_path)
+        if bases is None:
+            token = _split_token(json_path)
+            root = str(self.root)
+            bases = [str(json_path.parent), os.path.join(root, "images", token), os.path.join(root, "images"),
+                     os.path.join(root, token), root]
+            if json_path.parent.name == "annotations":
+                bases.insert(1, os.path.join(str(json_path.parent.parent), "images", token))
+            self._bases[json_path] = bases
+        return bases
 
     def _resolve_image(self, json_path: Path, img: dict) -> Path:
         fn = img.get("file_name")
@@ -314,16 +327,15 @@ class _CocoBase(Connector):
         if not isinstance(fn, str) or not fn:
             raise MalformedFileError("image entry has no file_name", file=str(json_path), item=item,
                                      expected="a file_name string")
-        rel, cands = self._image_candidates(json_path, fn, f"{item} ({fn})")
+        cands = self._image_candidates(json_path, fn, f"{item} ({fn})")
+        tried = []
         for p in cands:
-            if p.is_file() and self._inside(p):
-                return p
+            if os.path.isfile(p) and inside(self.root, p, self._real_dirs):
+                return Path(p)
+            tried.append(p)
         raise MissingImageError(f"image file {fn!r} not found", file=str(json_path), item=f"{item} ({fn})",
-                                expected="the file at one of: " + ", ".join(relpath_posix(p, self.root) for p in cands[:4]))
-
-    def _inside(self, p: Path) -> bool:
-        from cvft_data.paths import inside
-        return inside(self.root, p)
+                                expected="the file at one of: " + ", ".join(relpath_posix(Path(p), self.root)
+                                                                            for p in tried[:4]))
 
     def _images(self, split: str, path: Path, data: dict) -> Iterator[tuple[dict, Path]]:
         """(image entry, resolved file) for each image of one file, in file order; bad entries go

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path, PurePosixPath, PureWindowsPath
+import re
+from pathlib import Path, PurePosixPath
 
 from .errors import UnsafePathError
 
@@ -13,9 +14,12 @@ def normalise_name(name: str) -> str:
     return name.replace("\\", "/").strip()
 
 
+_DRIVE = re.compile(r"[A-Za-z]:")
+
+
 def is_absolute_name(name: str) -> bool:
-    n = normalise_name(name)
-    return n.startswith("/") or PureWindowsPath(name).drive != ""
+    """POSIX absolute, UNC (``\\\\server\\share``) or with a Windows drive (``C:\\``, ``C:x``)."""
+    return normalise_name(name).startswith("/") or _DRIVE.match(name.strip()) is not None
 
 
 def safe_relative(name: str, *, file: str | None = None, item: str | None = None) -> PurePosixPath:
@@ -29,21 +33,38 @@ def safe_relative(name: str, *, file: str | None = None, item: str | None = None
         ...
         cvft_data.errors.UnsafePathError: file name '../etc/passwd' escapes the dataset root; ...
     """
-    n = normalise_name(name)
-    p = PurePosixPath(n)
-    if is_absolute_name(name) or any(part == ".." for part in p.parts) or n == "":
+    parts = [q for q in normalise_name(name).split("/") if q not in (".", "")]
+    if is_absolute_name(name) or ".." in parts or not parts:
         raise UnsafePathError(f"file name {name!r} escapes the dataset root", file=file, item=item or name,
                               expected="a path relative to the dataset root, without '..'")
-    return PurePosixPath(*[q for q in p.parts if q not in (".", "")])
+    return PurePosixPath("/".join(parts))
 
 
-def inside(root: Path, path: Path) -> bool:
-    """True if ``path`` (after resolving symlinks) lies inside ``root``."""
-    try:
-        Path(os.path.realpath(path)).relative_to(os.path.realpath(root))
-        return True
-    except ValueError:
-        return False
+def inside(root: str | os.PathLike, path: str | os.PathLike, real_dirs: dict[str, str] | None = None) -> bool:
+    """True if ``path`` (after resolving symlinks) lies inside ``root``.
+
+    ``real_dirs`` caches the real path of each folder (a connector checking every image of a
+    dataset resolves each folder once, not every component of every file); the file itself is
+    still resolved when it is a symlink.
+
+    Example:
+        >>> inside("/data/ds", "/data/ds/images/a.jpg"), inside("/data/ds", "/data/ds/../other/a.jpg")
+        (True, False)
+    """
+    def real(d: str) -> str:
+        if real_dirs is None:
+            return os.path.realpath(d)
+        r = real_dirs.get(d)
+        if r is None:
+            r = real_dirs[d] = os.path.realpath(d)
+        return r
+
+    path = os.fspath(path)
+    folder, name = os.path.split(path)
+    resolved = os.path.realpath(path) if (os.path.islink(path) or name in ("", ".", "..")) \
+        else os.path.join(real(folder), name)
+    top = real(os.fspath(root))
+    return resolved == top or resolved.startswith(top.rstrip(os.sep) + os.sep)
 
 
 def resolve_inside(root: Path, rel: PurePosixPath | str, *, file: str | None = None, item: str | None = None) -> Path:
