@@ -40,12 +40,15 @@ from . import __version__
 from .api import CVFT_JSON, LEDGER_JSONL
 from .errors import UsageError
 from .ledger import ErrorPolicy, Ledger, LedgerEntry
+from .paths import prefetch
 from .rows import RowContext, build_row, row_digest_text
 from .schema import CANONICAL_SPLITS, SCHEMA_VERSION, features_for
-from .shardwriter import ShardWriter
+from .shardwriter import ShardWriter, release_arenas
 from .splits import SplitKey, assign_splits
 
 _MOD128 = 1 << 128
+#: Images whose reading the kernel is asked to start ahead of the one being written.
+PREFETCH_IMAGES = 32
 
 
 @dataclass
@@ -88,7 +91,9 @@ def write_shard(index: int, records: list, ctx: RowContext, on_error: str, work:
     digest_sum = 0  # sum of row digests mod 2**128: independent of how the rows were cut into shards
     tmp_files: dict[str, Path] = {}
     try:
-        for rec in records:
+        for i, rec in enumerate(records):
+            if i % PREFETCH_IMAGES == 0:
+                _prefetch(records[i + PREFETCH_IMAGES:i + 2 * PREFETCH_IMAGES] if i else records[:2 * PREFETCH_IMAGES])
             split = rec.split
             if split not in writers:
                 tmp_files[split] = work / f"shard-{index:06d}.{split}.arrow.tmp"
@@ -122,6 +127,12 @@ def write_shard(index: int, records: list, ctx: RowContext, on_error: str, work:
     tmp.write_text(json.dumps(manifest), encoding="utf-8")
     os.replace(tmp, work / f"shard-{index:06d}.json")  # the commit
     return manifest
+
+
+def _prefetch(records: list) -> None:
+    """Start reading these records' image files (see :func:`~cvft_data.paths.prefetch`): on a cold
+    page cache the disk works while this worker hashes and writes."""
+    prefetch(rec.path for rec in records if rec.path is not None and rec.member is None and rec.data is None)
 
 
 def _count(row: dict, task: str, stats: Counter, classes: Counter) -> None:
@@ -208,6 +219,7 @@ def build_dataset(connector, out: str | os.PathLike, options: BuildOptions | Non
         return _build(connector, out, opts, on_progress, class_names, task, setup_entries, ctx, workers, pool)
     finally:
         connector.executor = None
+        release_arenas()  # shards written in this process: do not keep their buffers after the build
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
 

@@ -104,6 +104,11 @@ class ImageArena:
         self.batch += 1
 
 
+def release_arenas() -> None:
+    """Free the kept arenas (the builder calls this when it wrote shards in its own process)."""
+    _FREE_ARENAS.clear()
+
+
 def take_arena() -> ImageArena:
     return _FREE_ARENAS.pop() if _FREE_ARENAS else ImageArena()
 

@@ -196,3 +196,12 @@ def test_batch_decode_equals_item_decode(tmp_path):
     serial = [np.asarray(im) for im in data.decode_many(images, 32, threads=1)]
     threaded = [np.asarray(im) for im in data.decode_many(images, 32, threads=3)]
     assert all(np.array_equal(a, b) for a, b in zip(serial, threaded))
+
+
+def test_prefetch_is_harmless(tmp_path):
+    from cvft_data.paths import prefetch
+
+    f = tmp_path / "a.jpg"
+    f.write_bytes(image_bytes())
+    prefetch([f, tmp_path / "missing.jpg", tmp_path])  # a missing file and a folder: nothing raised
+    assert f.read_bytes() == image_bytes()
