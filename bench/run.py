@@ -1,7 +1,8 @@
 """cvft against the tools users would otherwise pick: ingest and training-input throughput.
 
     python bench/run.py --images 2000 --json OUT.json            # ~10 minutes on 2 cores
-    python bench/run.py --images 2000,20000 --json OUT.json      # how cost grows
+    python bench/run.py --images 2000,20000 --json OUT.json      # how cost grows (~50 min more)
+    python bench/run.py --images 20000 --only limits,ingest --cold   # every tool reads from disk
 
 Generates its own corpus (camera-trap-like 1920x1080 JPEGs, ~450 KB, in year/set/site/subsite, a
 species sheet, a COCO file, a YOLO layout and class folders of the same images), then runs every
