@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from cvft_data.imageinfo import header_facts
+from cvft_data.imageinfo import exif_of, header_facts
 from cvft_data.paths import prefetch
 
 _EXIF_IFD = 0x8769
@@ -49,7 +49,7 @@ def read_exif(path: Path) -> dict:
     try:
         with Image.open(path) as im:
             header = header_facts(im)
-            exif = im.getexif() if header[3] != "PNG" or "exif" in im.info else Image.Exif()
+            exif = exif_of(im)
             sub = exif.get_ifd(_EXIF_IFD) if exif else {}
     except Exception:  # an unreadable header is the builder's finding, not the EXIF reader's
         return {"datetime": None, "make": None, "model": None, "serial": None, "header": None}

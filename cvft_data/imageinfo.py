@@ -63,20 +63,26 @@ HEADER_PREFIX = 256 * 1024
 HeaderFacts = tuple[int, int, int, str]
 
 
+def exif_of(im: Image.Image, data=None) -> Image.Exif:
+    """The EXIF of an opened PIL image, without decoding pixels. Pillow's ``getexif`` decodes every
+    PNG to look for an eXIf chunk after the pixel data; here that happens only when ``data`` (the
+    encoded bytes) holds one. A broken EXIF block gives an empty one: it must not hide a good image."""
+    if im.format == "PNG" and "exif" not in im.info and (data is None or b"eXIf" not in data):
+        return Image.Exif()
+    try:
+        return im.getexif()
+    except Exception:
+        return Image.Exif()
+
+
 def header_facts(im: Image.Image, data=None) -> HeaderFacts:
-    """The header facts of an opened PIL image. ``data`` (the encoded bytes) lets a PNG whose eXIf
-    chunk comes after the pixel data be read for its orientation; Pillow's ``getexif`` would decode
-    every PNG to look for one, which is why it is not called when no such chunk exists."""
+    """The header facts of an opened PIL image (``data``: see :func:`exif_of`)."""
     raw_w, raw_h = im.size
-    fmt = im.format or "?"
-    orientation = 1
-    late_png_exif = fmt == "PNG" and "exif" not in im.info and data is not None and b"eXIf" in data
-    if fmt != "PNG" or "exif" in im.info or late_png_exif:
-        try:
-            orientation = int(im.getexif().get(0x0112, 1) or 1)
-        except Exception:  # a broken EXIF block must not hide a good image
-            orientation = 1
-    return raw_w, raw_h, orientation, fmt
+    try:
+        orientation = int(exif_of(im, data).get(0x0112, 1) or 1)
+    except (TypeError, ValueError):
+        orientation = 1
+    return raw_w, raw_h, orientation, im.format or "?"
 
 
 def _truncated(data, fmt: str) -> bool:

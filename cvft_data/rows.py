@@ -162,15 +162,14 @@ def build_row(rec, ctx: RowContext, policy: ErrorPolicy, arena=None) -> dict[str
     bytes are rolled back.
     """
     mark = arena.mark() if arena is not None else None
-    row = _build_row(rec, ctx, policy, arena)
+    row = _build_row(rec, ctx, policy, arena, mark)
     if row is None and arena is not None:
         arena.rollback(mark)
     return row
 
 
-def _build_row(rec, ctx: RowContext, policy: ErrorPolicy, arena) -> dict[str, Any] | None:
+def _build_row(rec, ctx: RowContext, policy: ErrorPolicy, arena, mark) -> dict[str, Any] | None:
     try:
-        mark = arena.mark() if arena is not None else None
         data = _read(rec, arena)
         info = probe(data, name=rec.image_id, file=str(rec.path) if rec.path else rec.image_id, header=rec.header)
         if rec.declared_size and tuple(rec.declared_size) != (info.width, info.height):
