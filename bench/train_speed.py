@@ -33,26 +33,39 @@ def make_tree(root: Path, n: int, size: tuple[int, int]) -> None:
         p.write_bytes(buf.getvalue())
 
 
-def classifier_epoch(loader, device, model_name: str, n_classes: int) -> float:
+def classifier_epoch(loader, device, model_name: str, n_classes: int, cfg=None) -> float:
+    """Images/s of one training epoch of cvft's loop (its optimizer, schedule, EMA, accumulation and
+    clipping as ``cfg`` sets them)."""
     import torch
     import torchvision
 
     from cvft_train.classify import train_one_epoch
+    from cvft_train.config import TrainConfig
     from cvft_train.devices import amp_dtype
+    from cvft_train.optim import build_ema, build_optimizer, build_scheduler
 
+    cfg = cfg or TrainConfig(model=model_name)
     model = torchvision.models.get_model(model_name, num_classes=n_classes).to(device)
     if device.startswith("cuda"):
         model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), 1e-3)
-    sched = torch.optim.lr_scheduler.ConstantLR(opt, 1.0)
+    opt = build_optimizer(model, cfg)
+    sched = build_scheduler(opt, cfg, max(1, len(loader) // cfg.accumulate))
     dtype = amp_dtype(device, "auto")
     scaler = torch.amp.GradScaler(enabled=dtype == torch.float16)
+    ema = build_ema(model, cfg.ema_decay)
+    crit = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     t0 = time.perf_counter()
-    r = train_one_epoch(model, loader, torch.nn.CrossEntropyLoss(), opt, sched, device, dtype, scaler,
-                        device.startswith("cuda"))
+    r = train_one_epoch(model, loader, crit, opt, sched, device=device, dtype=dtype, scaler=scaler,
+                        channels_last=device.startswith("cuda"), accumulate=cfg.accumulate, clip_grad=cfg.clip_grad,
+                        ema=ema, bare=model)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     return r["steps"] and (len(loader.dataset) / (time.perf_counter() - t0))
+
+
+#: every quality option of the classifier loop switched on, for the "options on" figure
+ALL_ON = dict(ema_decay=0.9998, accumulate=2, clip_grad=1.0, label_smoothing=0.1, auto_augment="trivialaugment",
+              color_jitter=0.2, random_erasing=0.25, vflip=0.5)
 
 
 def main(argv=None) -> int:
@@ -70,7 +83,8 @@ def main(argv=None) -> int:
 
     import cvft_data
     from cvft_train import ClassificationDataset
-    from cvft_train.classify import transforms_for
+    from cvft_train.augment import transforms_for
+    from cvft_train.config import TrainConfig
     from cvft_train.devices import pick_device
 
     device = pick_device(a.device)
@@ -81,12 +95,16 @@ def main(argv=None) -> int:
         make_tree(work / "src", a.images, (w, h))
         cvft_data.ingest(work / "src", work / "ds")
         kw = {"batch_size": 64, "num_workers": a.workers, "shuffle": True, "pin_memory": device.startswith("cuda")}
-        cv = DataLoader(ClassificationDataset(cvft_data.load(work / "ds")["train"], transforms_for(224, True),
+        plain, on = TrainConfig(model=a.model), TrainConfig(model=a.model, **ALL_ON)
+        cv = DataLoader(ClassificationDataset(cvft_data.load(work / "ds")["train"], transforms_for(plain, True),
                                               imgsz=224), **kw)
-        bare = DataLoader(torchvision.datasets.ImageFolder(str(work / "src"), transforms_for(224, True)), **kw)
-        for name, loader in (("torchvision ImageFolder", bare), ("cvft", cv)):
-            classifier_epoch(loader, device, a.model, 4)  # warm-up: cuDNN autotune, worker start
-            ips = classifier_epoch(loader, device, a.model, 4)
+        cv_on = DataLoader(ClassificationDataset(cvft_data.load(work / "ds")["train"], transforms_for(on, True),
+                                                 imgsz=224), **kw)
+        bare = DataLoader(torchvision.datasets.ImageFolder(str(work / "src"), transforms_for(plain, True)), **kw)
+        for name, loader, cfg in (("torchvision ImageFolder", bare, plain), ("cvft", cv, plain),
+                                  ("cvft, every option on", cv_on, on)):
+            classifier_epoch(loader, device, a.model, 4, cfg)  # warm-up: cuDNN autotune, worker start
+            ips = classifier_epoch(loader, device, a.model, 4, cfg)
             results.append({"tool": name, "stage": f"{a.model} train epoch 224px", "images": a.images,
                             "device": device, "images_per_s": round(ips, 1)})
             print(f"{name:<26}{a.model} epoch: {ips:8.1f} img/s on {device}")
@@ -109,7 +127,7 @@ def main(argv=None) -> int:
             bare_s = time.perf_counter() - t0
             from cvft_train import fit
             t0 = time.perf_counter()
-            fit(work / "det", model="yolo11n.yaml", epochs=1, imgsz=640, batch=16, workers=a.workers,
+            fit(work / "det", model="yolo11n.yaml", epochs=1, imgsz=640, batch=16, workers=a.workers, pretrained=False,
                 device=a.device, out=str(work / "cvftrun"), yolo_args={"val": False, "verbose": False})
             cvft_s = time.perf_counter() - t0
             for name, s in (("ultralytics", bare_s), ("cvft (cached layout)", cvft_s)):

@@ -5,6 +5,7 @@
     CvftError                      anything cvft raises on purpose
     ├── UsageError                 the caller asked for something impossible (bad option, output exists)
     ├── FormatDetectionError       no connector recognised the source; carries every rejection reason
+    ├── CheckpointError            a weights file that cannot be loaded safely or does not fit the model
     └── SourceError                the source data is wrong; names the file, the item and what was expected
         ├── MalformedFileError     an annotation file that does not parse (JSON, XML, YAML, text)
         ├── UnsafePathError        a file name that would escape the dataset root (``../``, absolute paths)
@@ -29,6 +30,11 @@ class CvftError(Exception):
 
 class UsageError(CvftError):
     """The caller asked for something that cannot be done (CLI exit code 2)."""
+
+
+class CheckpointError(CvftError):
+    """A checkpoint that cvft will not load: it pickles code, holds no state dict, or does not fit
+    the model (CLI exit code 1)."""
 
 
 class FormatDetectionError(CvftError):

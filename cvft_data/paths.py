@@ -67,6 +67,22 @@ def inside(root: str | os.PathLike, path: str | os.PathLike, real_dirs: dict[str
     return resolved == top or resolved.startswith(top.rstrip(os.sep) + os.sep)
 
 
+_UNSAFE_IN_NAME = re.compile(r'[/\\\x00-\x1f\x7f]')
+
+
+def safe_folder_name(name: str) -> str:
+    """``name`` (a class name from annotations) as one folder name that stays where it is put:
+    separators and control characters become ``_``, and ``.``, ``..`` and empty names get a ``_``
+    in front.
+
+    Example:
+        >>> safe_folder_name("cat"), safe_folder_name("person/rider"), safe_folder_name(".."), safe_folder_name("../../x")
+        ('cat', 'person_rider', '_..', '.._.._x')
+    """
+    folder = _UNSAFE_IN_NAME.sub("_", str(name)).strip()
+    return "_" + folder if folder in ("", ".", "..") else folder
+
+
 def resolve_inside(root: Path, rel: PurePosixPath | str, *, file: str | None = None, item: str | None = None) -> Path:
     """Join ``rel`` under ``root`` and refuse results that leave it (through symlinks too)."""
     p = Path(root, *PurePosixPath(str(rel)).parts)

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
-import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .config import TrainConfig
+from .config import TrainConfig, explicit_values, is_yolo_model, read_yaml
+
+log = logging.getLogger(__name__)
+
+
+def resolve_config(run: Path, config: TrainConfig | dict | None, options: dict[str, Any]) -> TrainConfig:
+    """The options of this run. On ``resume`` the run's saved ``config.yaml`` is the base and only the
+    options given now change it (``epochs`` to extend a run); otherwise the defaults are."""
+    given = {**explicit_values(config), **{k: v for k, v in options.items() if v is not None}}
+    saved = run / "config.yaml"
+    if given.get("resume") and saved.is_file():
+        base = TrainConfig().updated(read_yaml(saved))
+        changed = {k: v for k, v in given.items() if getattr(base, k) != v and k not in ("resume", "out")}
+        if changed:
+            log.info("resuming with changed options: %s", ", ".join(f"{k}={v}" for k, v in changed.items()))
+        return base.updated(given)
+    return TrainConfig().updated(given)
 
 
 def fit(dataset: str | os.PathLike, config: TrainConfig | dict | None = None, **options: Any) -> dict:
@@ -17,7 +33,8 @@ def fit(dataset: str | os.PathLike, config: TrainConfig | dict | None = None, **
 
     ``task`` and the model family decide the loop: classification and multi-label go to the
     torchvision loop, detection and instance segmentation to Ultralytics. Options override
-    ``config`` (a :class:`TrainConfig`, a dict, or None for the defaults).
+    ``config`` (a :class:`TrainConfig`, a dict, or None for the defaults); with ``resume=True`` they
+    override the run's saved ``config.yaml`` instead.
 
     Example:
         >>> import pathlib, tempfile, cvft_data
@@ -27,41 +44,55 @@ def fit(dataset: str | os.PathLike, config: TrainConfig | dict | None = None, **
         >>> fit(tmp / "ds", model="yolo11n.yaml", epochs=1, imgsz=64, out=str(tmp / "run"))  # doctest: +SKIP
     """
     import cvft_data
+    from cvft_data.errors import UsageError
 
-    cfg = config if isinstance(config, TrainConfig) else TrainConfig().updated(config or {})
-    cfg = cfg.updated(options)
+    out = options.get("out") or (config.get("out") if isinstance(config, dict) else getattr(config, "out", None))
+    run = Path(out or TrainConfig().out)
+    cfg = resolve_config(run, config, options)
     info = cvft_data.info(dataset)
     task = cfg.task or info["task"]
-    run = Path(cfg.out)
+    cfg = cfg.updated({"task": task, "model": cfg.resolved_model(task)})
+    yolo = is_yolo_model(cfg.model)
+    if task in ("classification", "multilabel") and yolo:
+        raise UsageError(f"{cfg.model} is a YOLO model; classification uses torchvision models (resnet18, vit_b_16)")
+    if task in ("detection", "instance_segmentation") and not yolo:
+        raise UsageError(f"detection and segmentation train YOLO models (yolo11n.pt, yolov8s-seg.yaml), not {cfg.model}")
+    if task not in ("classification", "multilabel", "detection", "instance_segmentation"):
+        raise UsageError(f"training on a {task} dataset is not supported yet")
     run.mkdir(parents=True, exist_ok=True)
     main_process = int(os.environ.get("RANK", 0)) == 0   # under torchrun only rank 0 writes
-    resolved = {**cfg.to_dict(), "task": task, "dataset": str(Path(dataset).resolve()),
-                "dataset_content_hash": info["content_hash"]}
+    before = _saved_hash(run)
+    if cfg.resume and before not in (None, info["content_hash"]):
+        log.warning("warning: %s was trained on dataset %s, this one is %s", run, before[:16], info["content_hash"][:16])
+    resolved = {**cfg.to_dict(), "dataset": str(Path(dataset).resolve()), "dataset_content_hash": info["content_hash"]}
     if main_process:
-        (run / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+        tmp = run / f".config.yaml.{os.getpid()}.tmp"
+        tmp.write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
+        os.replace(tmp, run / "config.yaml")
     logger = None
     if cfg.wandb and main_process:
         from .tracking import WandbLogger
         logger = WandbLogger(cfg, str(dataset), run)
-    if task in ("classification", "multilabel"):
-        if cfg.is_yolo:
-            from cvft_data.errors import UsageError
-            raise UsageError(f"{cfg.model} is a YOLO model; classification uses torchvision models (resnet18, vit_b_16)")
-        from .classify import fit_classifier
-        metrics = fit_classifier(cfg, str(dataset), run, logger)
-        best = run / "checkpoints" / "best.pt"
-    elif task in ("detection", "instance_segmentation"):
-        if not cfg.is_yolo:
-            from cvft_data.errors import UsageError
-            raise UsageError(f"detection and segmentation train YOLO models (yolo11n.pt, yolov8s-seg.yaml), not {cfg.model}")
-        from .yolo import fit_yolo
-        metrics = fit_yolo(cfg, str(dataset), run, logger)
-        best = Path(metrics.get("weights", {}).get("best", run / "missing"))
-    else:
-        from cvft_data.errors import UsageError
-        raise UsageError(f"training on a {task} dataset is not supported yet")
+    try:
+        if yolo:
+            from .yolo import fit_yolo
+            metrics = fit_yolo(cfg, str(dataset), run, logger)
+        else:
+            from .classify import fit_classifier
+            metrics = fit_classifier(cfg, str(dataset), run, logger)
+    except BaseException:
+        if logger:
+            logger.finish(None, {}, exit_code=1)
+        raise
     if logger:
-        logger.finish(best, metrics.get("final", {}))
-    if main_process:
-        (run / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        best = (metrics.get("weights") or {}).get("best")
+        logger.finish(Path(best) if best else None, metrics.get("final", {}))
     return metrics
+
+
+def _saved_hash(run: Path) -> str | None:
+    try:
+        doc = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    return str(doc.get("dataset_content_hash")) if isinstance(doc, dict) and doc.get("dataset_content_hash") else None

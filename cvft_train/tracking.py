@@ -1,7 +1,8 @@
 """Weights & Biases logging (off by default; ``WANDB_MODE=offline`` works with no network).
 
-A run gets the resolved config, per-epoch metrics, the confusion matrix, the dataset as an artifact
-(its ``cvft.json`` and content hash, so the exact data version is known) and the best model.
+A run gets the resolved config (and, for YOLO, the Ultralytics arguments actually used), each
+epoch's metrics as they are produced, the confusion matrix, the dataset as an artifact (its
+``cvft.json`` and content hash, so the exact data version is known) and the best model.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ class WandbLogger:
         art.add_file(str(Path(dataset_dir) / "cvft.json"))
         self.run.log_artifact(art)
 
+    def update_config(self, values: dict) -> None:
+        """Arguments decided after start (the Ultralytics arguments cvft passed)."""
+        self.run.config.update(values, allow_val_change=True)
+
     def log_epoch(self, record: dict, confusion: list | None, names: list[str]) -> None:
         flat = {k: v for k, v in record.items() if isinstance(v, (int, float))}
         if confusion is not None:
@@ -37,11 +42,11 @@ class WandbLogger:
             flat["confusion_matrix"] = table
         self.wandb.log(flat, step=int(record.get("epoch", 0)))
 
-    def finish(self, best_model: Path | None, final: dict) -> None:
-        self.run.summary.update({k: v for k, v in final.items() if isinstance(v, (int, float))})
+    def finish(self, best_model: Path | None, final: dict, exit_code: int = 0) -> None:
+        numbers = {k: v for k, v in final.items() if isinstance(v, (int, float))}
+        self.run.summary.update(numbers)
         if best_model is not None and Path(best_model).is_file():
-            art = self.wandb.Artifact(f"model-{self.run.id}", type="model", metadata={"final": {
-                k: v for k, v in final.items() if isinstance(v, (int, float))}})
+            art = self.wandb.Artifact(f"model-{self.run.id}", type="model", metadata={"final": numbers})
             art.add_file(str(best_model))
             self.run.log_artifact(art)
-        self.run.finish()
+        self.run.finish(exit_code=exit_code)

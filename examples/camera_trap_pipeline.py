@@ -30,6 +30,8 @@ def main() -> None:
     ap.add_argument("species", nargs="?")
     ap.add_argument("megadetector", nargs="?")
     ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True,
+                    help="start from ImageNet / COCO weights (needs internet once; --no-pretrained offline)")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cvft-ct-"))
     if a.archive:
@@ -42,12 +44,12 @@ def main() -> None:
     print({s: v["class_counts"] | {"empty": v["empty"]} for s, v in cls["splits"].items()})
     print(cvft_data.check(work / "ct_cls", cvft_data.CheckOptions(min_images_per_class=10)))
     m = fit(work / "ct_cls", model="resnet18", epochs=a.epochs, imgsz=96, batch=16, out=str(work / "run_cls"),
-            balance="weights", workers=0)
+            balance="weights", workers=0, pretrained=a.pretrained)
     print(f"species classifier: validation top-1 {m['final'].get('top1', 0):.2f}")
     if paths.get("megadetector"):
         cvft_data.ingest(paths["archive"], work / "ct_det", megadetector=str(paths["megadetector"]), **common)
-        m = fit(work / "ct_det", model="yolo11n.yaml", epochs=1, imgsz=160, batch=8, out=str(work / "run_det"),
-                workers=0)
+        m = fit(work / "ct_det", epochs=1, imgsz=160, batch=8, out=str(work / "run_det"), workers=0,
+                pretrained=a.pretrained)   # yolo11n.pt, or yolo11n.yaml with --no-pretrained
         print(f"species detector: mAP50 {m['final'].get('map50', 0):.3f}")
     print(f"everything is in {work}")
 

@@ -46,6 +46,8 @@ def main() -> None:
     ap.add_argument("src", nargs="?")
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--model", default="resnet18")
+    ap.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True,
+                    help="start from torchvision's ImageNet weights (needs internet once; --no-pretrained offline)")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cvft-example-"))
     src = Path(a.src) if a.src else make_shapes(work / "shapes")
@@ -53,7 +55,7 @@ def main() -> None:
     report = cvft_data.check(work / "ds", cvft_data.CheckOptions(min_images_per_class=50))
     print(report)
     metrics = fit(work / "ds", model=a.model, epochs=a.epochs, imgsz=64, batch=32, out=str(work / "run"),
-                  balance="weights")
+                  balance="weights", pretrained=a.pretrained)
     print(f"validation top-1: {metrics['final']['top1']:.3f}; run folder: {work / 'run'}")
 
 

@@ -62,7 +62,7 @@ def main() -> None:
     summary = cvft_data.export(work / "weeds_split", "yolo", work / "weeds_yolo")
     print(f"YOLO layout: {summary['images']} images, {summary['objects']} label lines")
     m = fit(work / "weeds_split", model=a.model, epochs=a.epochs, imgsz=128, batch=8, workers=0,
-            out=str(work / "run"))
+            out=str(work / "run"), pretrained=a.model.endswith(".pt"))
     print(f"mask mAP50: {m['final'].get('mask_map50', 0):.3f}, box mAP50: {m['final'].get('map50', 0):.3f}; run: {work / 'run'}")
 
 

@@ -16,7 +16,8 @@ def test_camera_trap_pipeline_example(tmp_path):
     pytest.importorskip("ultralytics")
     env = {"YOLO_CONFIG_DIR": str(tmp_path / "ul"), "CVFT_CACHE": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin",
            "HOME": str(tmp_path), "TMPDIR": str(tmp_path)}
-    r = subprocess.run([sys.executable, str(ROOT / "examples" / "camera_trap_pipeline.py"), "--epochs", "1"],
+    r = subprocess.run([sys.executable, str(ROOT / "examples" / "camera_trap_pipeline.py"), "--epochs", "1",
+                        "--no-pretrained"],
                        capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "species classifier: validation top-1" in r.stdout and "species detector: mAP50" in r.stdout

@@ -50,23 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--stratify", action=argparse.BooleanOptionalAction, default=True)
     s.add_argument("--overwrite", action="store_true")
     t = sub.add_parser("train", help="fine-tune a torchvision classifier or an Ultralytics YOLO model")
-    t.add_argument("dir")
-    t.add_argument("--config", help="YAML file of training options (command-line options override it)")
-    t.add_argument("--model", help="resnet18 | resnet50 | vit_b_16 | any torchvision model | yolo11n.pt | yolov8s-seg.yaml")
-    t.add_argument("--epochs", type=int)
-    t.add_argument("--imgsz", type=int)
-    t.add_argument("--batch", type=int)
-    t.add_argument("--lr", type=float)
-    t.add_argument("--device", help="auto | cpu | cuda | cuda:0 | mps | 0,1")
-    t.add_argument("--weights", help="a local checkpoint to start from (loaded with weights_only=True)")
-    t.add_argument("--pretrained", action="store_true", default=None, help="start from the library's pretrained weights")
-    t.add_argument("--workers", type=int)
-    t.add_argument("--balance", choices=("none", "weights", "sampler"))
-    t.add_argument("--patience", type=int, help="early stopping after N epochs without improvement")
-    t.add_argument("--seed", type=int)
-    t.add_argument("--out", help="the run folder (config, checkpoints, metrics.json)")
-    t.add_argument("--resume", action="store_true", default=None, help="continue the run in --out")
-    t.add_argument("--wandb", action="store_true", default=None, help="log to Weights & Biases (WANDB_MODE=offline works)")
+    from cvft_train.cli import add_train_arguments  # options only: torch is imported when training starts
+    add_train_arguments(t)
     return p
 
 
@@ -175,18 +160,12 @@ def _split(args) -> int:
 
 def _train(args) -> int:
     try:
-        from cvft_train import TrainConfig, fit
+        import torch  # noqa: F401
     except ImportError as exc:
         from ..errors import UsageError
         raise UsageError(f"training needs the train extra: pip install 'cvft[train]' ({exc})") from None
-    cfg = TrainConfig.from_yaml(args.config) if args.config else TrainConfig()
-    keys = ("model", "epochs", "imgsz", "batch", "lr", "device", "weights", "pretrained", "workers", "balance",
-            "patience", "seed", "out", "resume", "wandb")
-    cfg = cfg.updated({k: getattr(args, k) for k in keys})
-    metrics = fit(args.dir, cfg)
-    final = {k: v for k, v in metrics.get("final", {}).items() if isinstance(v, (int, float))}
-    print(f"run {cfg.out}: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in final.items()))
-    return EXIT_OK
+    from cvft_train.cli import run_train
+    return run_train(args)
 
 
 def main(argv: list[str] | None = None) -> int:

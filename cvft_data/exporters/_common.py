@@ -109,4 +109,8 @@ def write_image(image: dict, dst: Path) -> None:
 
 
 def split_dir(split: str) -> str:
-    return SPLIT_DIR.get(split, split)
+    """The folder of ``split`` in an export: train/val/test, or the split's own name made safe
+    (split names come from the dataset folder, which may have been edited)."""
+    from ..paths import safe_folder_name
+
+    return SPLIT_DIR.get(split) or safe_folder_name(split)

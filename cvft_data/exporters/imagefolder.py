@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UsageError
+from ..paths import safe_folder_name
 from ._common import ExportContext, NameAllocator, split_dir, write_image
 
 NULL_FOLDER = "empty"
@@ -20,6 +21,7 @@ def export_imagefolder(dataset_dir: Path, out: Path, *, overwrite: bool = False,
     if NULL_FOLDER in ctx.class_names:
         ctx.abort()
         raise UsageError(f"a class is named {NULL_FOLDER!r}, which the folder layout reserves for null images")
+    folders = class_folders(ctx)
     n = 0
     try:
         for split in ctx.dataset:
@@ -29,7 +31,7 @@ def export_imagefolder(dataset_dir: Path, out: Path, *, overwrite: bool = False,
                     ctx.ledger.note(row["image_id"], "unlabeled_not_exported", "dropped_image",
                                     "unlabeled image has no class folder")
                     continue
-                folder = NULL_FOLDER if row["label"] is None else ctx.class_names[row["label"]]
+                folder = NULL_FOLDER if row["label"] is None else folders[row["label"]]
                 rel = names.setdefault(folder, NameAllocator()).name(row["image_id"], row["image"], strip=(folder, row["meta"].get("folder", "")) if row["meta"] else (folder,))
                 write_image(row["image"], ctx.staging / split_dir(split) / folder / rel)
                 n += 1
@@ -37,3 +39,22 @@ def export_imagefolder(dataset_dir: Path, out: Path, *, overwrite: bool = False,
         ctx.abort()
         raise
     return ctx.finish({"format": fmt, "images": n, "objects": 0})
+
+
+def class_folders(ctx: ExportContext) -> list[str]:
+    """One folder name per class, safe and unique (case-insensitively: macOS and Windows folders);
+    each class whose folder is not its name gets an export ledger entry."""
+    taken = {NULL_FOLDER}
+    out = []
+    for name in ctx.class_names:
+        base = folder = safe_folder_name(name)
+        k = 2
+        while folder.lower() in taken:
+            folder = f"{base}_{k}"
+            k += 1
+        taken.add(folder.lower())
+        out.append(folder)
+        if folder != name:
+            ctx.ledger.note(f"class {name!r}", "class_folder_renamed", "converted",
+                            f"class name is not a safe folder name; its images are in {folder!r}")
+    return out

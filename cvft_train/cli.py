@@ -1,0 +1,113 @@
+"""``cvft train``'s options and body (the ``cvft`` command lives in :mod:`cvft_data.cli.main`).
+
+Every option maps to a :class:`~cvft_train.config.TrainConfig` field of the same name; an option
+not given stays unset, so ``--config FILE`` and, on ``--resume``, the run's saved ``config.yaml``
+supply it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import yaml
+
+from .config import CHOICES
+
+# (flag, type, help); booleans get --flag/--no-flag
+OPTIONS: list[tuple[str, type, str]] = [
+    ("model", str, "resnet18 | vit_b_16 | any torchvision classifier | yolo11n.pt | yolo11n-seg.yaml "
+                   "(default: resnet18, or yolo11n(-seg).pt for detection)"),
+    ("epochs", int, "epochs in all (on --resume: more than before extends the run)"),
+    ("imgsz", int, "input size in pixels"),
+    ("batch", int, "images per batch and process"),
+    ("weights", str, "a local checkpoint to start from: state dict, safetensors, Lightning/DDP/timm/cvft "
+                     "checkpoint, or a YOLO .pt (read with weights_only=True)"),
+    ("pretrained", bool, "start from torchvision's / Ultralytics' pretrained weights (default; "
+                         "--no-pretrained: random weights)"),
+    ("lr", float, "peak learning rate (default 1e-3 AdamW, 1e-2 SGD; YOLO: Ultralytics' choice)"),
+    ("optimizer", str, "adamw | sgd"),
+    ("weight_decay", float, "weight decay (default 0.05; never on norm layers and biases)"),
+    ("decay_norm_bias", bool, "apply weight decay to norm layers and biases too"),
+    ("scheduler", str, "cosine | constant, after a linear warm-up"),
+    ("warmup_epochs", float, "linear warm-up length in epochs (default 1; YOLO 3)"),
+    ("label_smoothing", float, "label smoothing (0-1)"),
+    ("clip_grad", float, "clip the gradient norm at this value (0: off)"),
+    ("accumulate", int, "batches per optimizer step (gradient accumulation)"),
+    ("ema_decay", float, "keep an exponential moving average of the weights (e.g. 0.9998; 0: off)"),
+    ("compile", bool, "torch.compile the model"),
+    ("hflip", float, "horizontal flip probability (default 0.5; 0 for text or asymmetric objects)"),
+    ("vflip", float, "vertical flip probability (default 0; aerial and microscope images may want 0.5)"),
+    ("crop_scale", float, "random resized crop: smallest share of the image kept (default 0.6)"),
+    ("color_jitter", float, "brightness/contrast/saturation jitter strength (0: off)"),
+    ("auto_augment", str, "none | trivialaugment | randaugment | autoaugment"),
+    ("random_erasing", float, "random erasing probability"),
+    ("device", str, "auto | cpu | cuda | cuda:0 | mps | 0,1 (YOLO multi-GPU)"),
+    ("workers", int, "DataLoader workers (default: one per core of this process, at most 8)"),
+    ("amp", str, "auto | off | bf16 | fp16"),
+    ("channels_last", bool, "channels-last memory format on CUDA"),
+    ("balance", str, "none | weights (class-weighted loss) | sampler (class-balanced sampler)"),
+    ("patience", int, "stop after N epochs without a better validation score (needs a validation split)"),
+    ("seed", int, "random seed"),
+    ("train_split", str, "split to train on (default train)"),
+    ("val_split", str, "split to validate on (default validation)"),
+    ("out", str, "the run folder: config.yaml, checkpoints/, metrics.json (default runs/cvft)"),
+    ("resume", bool, "continue the run in --out from its last checkpoint and saved config "
+                     "(starts it when there is none)"),
+    ("wandb", bool, "log to Weights & Biases (WANDB_MODE=offline works)"),
+    ("wandb_project", str, "W&B project"),
+]
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dir", help="the cvft dataset")
+    p.add_argument("--config", help="YAML file of training options (command-line options override it)")
+    for name, kind, text in OPTIONS:
+        flag = "--" + name.replace("_", "-")
+        choices = [c for c in CHOICES.get(name, ()) if c]
+        if kind is bool:
+            p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=text)
+        else:
+            p.add_argument(flag, dest=name, type=kind, default=None, help=text, choices=choices or None)
+    p.add_argument("--yolo-arg", dest="yolo_args", action="append", default=[], metavar="KEY=VALUE",
+                   help="an Ultralytics train() argument passed as it is (repeatable), e.g. mosaic=0.5")
+
+
+def parse_yolo_args(items: list[str]) -> dict:
+    from cvft_data.errors import UsageError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--yolo-arg {item!r}: expected KEY=VALUE")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """The body of ``cvft train``: prints the epochs as they end and the final figures."""
+    from .config import read_yaml
+    from .fit import fit
+
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    pkg = logging.getLogger("cvft_train")
+    pkg.addHandler(handler)
+    pkg.setLevel(logging.INFO)
+    try:
+        given = read_yaml(args.config) if args.config else {}
+        given.update({name: getattr(args, name) for name, _, _ in OPTIONS if getattr(args, name) is not None})
+        if args.yolo_args:
+            given["yolo_args"] = {**given.get("yolo_args", {}), **parse_yolo_args(args.yolo_args)}
+        metrics = fit(args.dir, given)
+    finally:
+        pkg.removeHandler(handler)
+    final = {k: v for k, v in metrics.get("final", {}).items() if isinstance(v, (int, float))}
+    best = metrics.get("best") or {}
+    print(f"run {given.get('out') or 'runs/cvft'}: " + ", ".join(
+        f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in final.items()))
+    if best:
+        print(f"best {best['metric']} {best['value']:.4f} at epoch {best['epoch']}; weights {metrics['weights']}")
+    return 0
