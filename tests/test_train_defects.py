@@ -31,8 +31,8 @@ def test_one_step_per_epoch_trains(tmp_path):
     from cvft_train import fit
 
     cvft_data.ingest(write_shapes(tmp_path / "src", {"train": 4, "val": 3}), tmp_path / "ds")
-    m = fit(tmp_path / "ds", epochs=2, out=str(tmp_path / "run"), **{**TINY, "batch": 32})
-    assert [e["step"] for e in m["epochs"]] == [1, 2]
+    m = fit(tmp_path / "ds", epochs=4, out=str(tmp_path / "run"), **{**TINY, "batch": 32})
+    assert [e["step"] for e in m["epochs"]] == [1, 2, 3, 4]
 
 
 def test_resume_extends_a_finished_run_with_its_saved_config(tiny, tmp_path, capsys):
