@@ -34,8 +34,8 @@ CHOICES = {
 class TrainConfig:
     """Everything a run needs. ``model`` is a torchvision classification model name (``resnet18``,
     ``vit_b_16``, ...) or an Ultralytics model (``yolo11n.pt``, ``yolov8s-seg.yaml``); None picks
-    ``resnet18`` for classification and ``yolo11n.pt`` / ``yolo11n-seg.pt`` for detection and
-    instance segmentation."""
+    ``resnet18`` for classification and, for detection and instance segmentation, the ``weights``
+    checkpoint's own architecture or ``yolo11n.pt`` / ``yolo11n-seg.pt``."""
 
     model: str | None = None
     task: str | None = None            # taken from the dataset when None
@@ -120,6 +120,8 @@ class TrainConfig:
         if self.model:
             return self.model
         if task in ("detection", "instance_segmentation"):
+            if self.weights:
+                return self.weights   # a YOLO checkpoint carries its architecture
             stem = "yolo11n-seg" if task == "instance_segmentation" else "yolo11n"
             return f"{stem}.pt" if self.pretrained and not self.weights else f"{stem}.yaml"
         return "resnet18"

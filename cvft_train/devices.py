@@ -55,6 +55,12 @@ def pick_device(requested: str | None = "auto") -> str:
             requested = "mps"
         else:
             requested = "cpu"
+    if "," in requested:
+        from cvft_data.errors import UsageError
+        raise UsageError(f"--device {requested}: several GPUs are Ultralytics' syntax; a torchvision classifier "
+                         "trains on several GPUs under torchrun (torchrun --nproc_per_node=N -m cvft_train.launch)")
+    if requested.isdigit():
+        requested = f"cuda:{requested}"
     if requested == "cpu":
         torch.set_num_threads(cpu_threads())
     elif requested.startswith("cuda"):

@@ -57,6 +57,9 @@ def fit(dataset: str | os.PathLike, config: TrainConfig | dict | None = None, **
         raise UsageError(f"{cfg.model} is a YOLO model; classification uses torchvision models (resnet18, vit_b_16)")
     if task in ("detection", "instance_segmentation") and not yolo:
         raise UsageError(f"detection and segmentation train YOLO models (yolo11n.pt, yolov8s-seg.yaml), not {cfg.model}")
+    if not yolo and cfg.yolo_args:
+        raise UsageError(f"yolo_args {sorted(cfg.yolo_args)} are Ultralytics arguments; {cfg.model} trains in "
+                         "cvft's torchvision loop, which cannot honour them")
     if task not in ("classification", "multilabel", "detection", "instance_segmentation"):
         raise UsageError(f"training on a {task} dataset is not supported yet")
     run.mkdir(parents=True, exist_ok=True)

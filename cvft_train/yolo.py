@@ -164,13 +164,20 @@ def _open_model(cfg: TrainConfig, model_name: str):
                 f"could not fetch {model_name} ({str(exc).strip()[:160]}); on a machine without internet pass "
                 f"--weights PATH to a local YOLO checkpoint, or --no-pretrained to train "
                 f"{Path(model_name).stem}.yaml from random weights") from None
+    if cfg.weights and model_name.endswith(".pt") and Path(model_name) != Path(cfg.weights):
+        raise UsageError(f"--model {model_name} and --weights {cfg.weights} both name weights; give the architecture "
+                         f"as {Path(model_name).stem}.yaml, or leave --model out to take it from --weights")
+    if model_name.endswith((".yaml", ".yml")) and not cfg.weights:
+        log.warning("note: %s is an architecture: it trains from random weights; %s.pt fine-tunes pretrained weights",
+                    model_name, Path(model_name).stem)
     try:
         if cfg.weights:
             if not Path(cfg.weights).is_file():
                 raise CheckpointError(f"weights file {cfg.weights} does not exist")
-            yolo = YOLO(model_name) if model_name.endswith((".yaml", ".yml")) else YOLO(cfg.weights)
-            if model_name.endswith((".yaml", ".yml")):
-                yolo.load(cfg.weights)
+            if not model_name.endswith((".yaml", ".yml")):
+                return YOLO(cfg.weights)
+            yolo = YOLO(model_name)
+            yolo.load(cfg.weights)   # Ultralytics logs how many tensors it transferred
             return yolo
         return YOLO(model_name)
     except (TypeError, ModuleNotFoundError, RuntimeError) as exc:
@@ -222,8 +229,8 @@ def fit_yolo(cfg: TrainConfig, dataset_dir: str, run: Path, logger=None) -> dict
         _attach(model, logger, info["classes"])
         _threads(device)
         model.train(**args)
-    if cfg.weights is None and not cfg.pretrained:
-        notes.append("trained from random weights (--no-pretrained and no --weights)")
+    if cfg.weights is None and (not cfg.pretrained or model_name.endswith((".yaml", ".yml"))):
+        notes.append(f"trained from random weights ({model_name} and no --weights)")
     doc = collect_metrics(run / "yolo", task, model_name, info["classes"], model, notes)
     write_metrics(run, doc)
     return doc

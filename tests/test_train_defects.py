@@ -173,3 +173,12 @@ def test_bad_config_values_are_usage_errors(tiny, tmp_path, capsys):
     assert code == 2 and "not_an_option" in capsys.readouterr().err
     Path(tmp_path / "cfg.yaml").write_text("- a list\n")
     assert cvft_cli.main(["train", str(tiny), "--config", str(tmp_path / "cfg.yaml")]) == 2
+
+
+def test_options_the_classifier_cannot_honour_are_refused(tiny, tmp_path):
+    from cvft_train import fit
+
+    with pytest.raises(UsageError, match="Ultralytics arguments"):
+        fit(tiny, epochs=1, yolo_args={"mosaic": 0.5}, out=str(tmp_path / "a"), **TINY)
+    with pytest.raises(UsageError, match="torchrun"):
+        fit(tiny, epochs=1, out=str(tmp_path / "b"), **{**TINY, "device": "0,1"})

@@ -158,3 +158,12 @@ def test_wandb_gets_each_epoch_while_training(tmp_path):
     assert "map50" in rec.epochs[0][0] and "train_box_loss" in rec.epochs[0][0]
     assert rec.epochs[0][1] <= 1, "epoch 1 was logged before epoch 2 ran"
     assert rec.config["ultralytics"]["lr0"] == 0.001 and rec.config["ultralytics"]["optimizer"] == "AdamW"
+
+
+def test_two_sources_of_weights_are_refused(tmp_path):
+    from cvft_train import fit
+
+    ds = yolo_dataset(tmp_path)
+    (tmp_path / "mine.pt").write_bytes(b"not read")
+    with pytest.raises(UsageError, match="both name weights"):
+        fit(ds, model="yolo11s.pt", weights=str(tmp_path / "mine.pt"), epochs=1, device="cpu", out=str(tmp_path / "r"))
