@@ -351,6 +351,8 @@ def _cvft_json(connector, opts: BuildOptions, task: str, class_names: list[str],
         for split, st in m["stats"].items():
             s = splits.setdefault(split, {"images": 0, "objects": 0, "labeled": 0, "empty": 0, "unlabeled": 0,
                                           "class_counts": Counter()})
+            if st.get("predicted"):
+                s["predicted"] = s.get("predicted", 0) + st["predicted"]
             for k in ("images", "objects", "labeled", "empty", "unlabeled"):
                 s[k] += st.get(k, 0)
             s["class_counts"].update(m["class_counts"].get(split, {}))

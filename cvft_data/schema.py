@@ -34,7 +34,7 @@ SCHEMA_VERSION = 1
 Task = Literal["classification", "multilabel", "detection", "instance_segmentation", "panoptic"]
 TASKS: tuple[str, ...] = ("classification", "multilabel", "detection", "instance_segmentation", "panoptic")
 OBJECT_TASKS = ("detection", "instance_segmentation")
-LABEL_STATUSES = ("labeled", "empty", "unlabeled")
+LABEL_STATUSES = ("labeled", "empty", "unlabeled", "predicted")   # predicted: machine labels (cvft predict)
 CANONICAL_SPLITS = ("train", "validation", "test")
 
 _SPLIT_ALIASES = {

@@ -202,7 +202,8 @@ def split(path, out, ratios: str | dict[str, float], *, seed: int = 0, by: str =
             cc.update(classes if task not in ("classification", "multilabel") else set(classes))
         splits_info[s] = {"images": st["images"], "objects": st["objects"], "labeled": st["labeled"],
                           "empty": st["empty"], "unlabeled": st["unlabeled"],
-                          "class_counts": {n: cc[i] for i, n in enumerate(names)}}
+                          "class_counts": {n: cc[i] for i, n in enumerate(names)},
+                          **({"predicted": st["predicted"]} if st["predicted"] else {})}
     meta = {**meta, "splits": splits_info,
             "split": {"ratios": ratios, "seed": seed, "by": by, "stratify": stratify,
                       "unplaced_classes": assignment.unplaced, "from": str(path)}}

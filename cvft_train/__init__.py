@@ -1,5 +1,5 @@
-"""cvft_train: the thin trainer (torchvision classifiers, Ultralytics YOLO, W&B logging), and torch
-datasets to plug cvft datasets into your own training code.
+"""cvft_train: the thin trainer (torchvision classifiers, Ultralytics YOLO, W&B logging), evaluation,
+prediction and model export, and torch datasets to plug cvft datasets into your own training code.
 
 Example:
     >>> from cvft_train import TrainConfig
@@ -9,6 +9,11 @@ Example:
 
 from .config import TrainConfig
 from .data import ClassificationDataset, DetectionDataset, collate_detection, decode
+from .evaluate import evaluate
+from .export_model import export_model
 from .fit import fit
+from .predict import predict
+from .predict_run import predict_to
 
-__all__ = ["ClassificationDataset", "DetectionDataset", "TrainConfig", "collate_detection", "decode", "fit"]
+__all__ = ["ClassificationDataset", "DetectionDataset", "TrainConfig", "collate_detection", "decode", "evaluate",
+           "export_model", "fit", "predict", "predict_to"]

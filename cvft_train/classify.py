@@ -22,10 +22,10 @@ from typing import Any
 from cvft_data.errors import UsageError
 
 from .augment import MEAN, STD, transforms_for
+from .classify_metrics import evaluate
 from .config import TrainConfig
 from .data import ClassificationDataset
 from .devices import amp_dtype, default_workers, distributed, pick_device
-from .evaluation import evaluate
 from .metrics import metrics_doc, write_metrics
 from .models import build_model
 from .optim import build_ema, build_optimizer, build_scheduler

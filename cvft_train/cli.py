@@ -111,3 +111,91 @@ def run_train(args: argparse.Namespace) -> int:
     if best:
         print(f"best {best['metric']} {best['value']:.4f} at epoch {best['epoch']}; weights {metrics['weights']}")
     return 0
+
+
+def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("weights", help="a checkpoint (best.pt, a YOLO .pt) or a cvft run folder")
+    p.add_argument("dir", help="the cvft dataset")
+    p.add_argument("--split", help="the split to measure (default: test, else validation)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--out", help="folder for evaluation.json and confusion_matrix.png")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--workers", type=int)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from .evaluate import evaluate
+
+    report = evaluate(args.weights, args.dir, split=args.split, device=args.device, batch=args.batch,
+                      workers=args.workers, out=args.out)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    figures = {k: v for k, v in report.items() if isinstance(v, float)}
+    print(f"{report['task']} on {report['split']} ({report.get('images', '?')} images): "
+          + ", ".join(f"{k} {v:.4f}" for k, v in figures.items()))
+    per_class = report.get("per_class", {})
+    if per_class:
+        keys = list(next(iter(per_class.values())))
+        print(f"  {'class':<24}" + "".join(f"{k:>12}" for k in keys))
+        for name, row in per_class.items():
+            print(f"  {name[:24]:<24}" + "".join(f"{row[k]:>12.4f}" for k in keys))
+    if args.out:
+        print(f"wrote {args.out}/evaluation.json" + (" and confusion_matrix.png" if "confusion_matrix" in report else ""))
+    return 0
+
+
+def add_predict_arguments(p: argparse.ArgumentParser) -> None:
+    from .prediction_output import FORMATS
+
+    p.add_argument("weights", help="a checkpoint (best.pt, a YOLO .pt) or a cvft run folder")
+    p.add_argument("source", help="a folder or camera-trap archive of images, a zip, or a cvft dataset")
+    p.add_argument("--out", required=True, help="the output file (a folder for --format dataset)")
+    p.add_argument("--format", dest="fmt", choices=FORMATS, default="csv")
+    p.add_argument("--conf", type=float, default=0.1, help="detector confidence threshold (default 0.1)")
+    p.add_argument("--topk", type=int, default=5, help="labels kept per image for classifiers")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--workers", type=int, help="decoding threads (default: every core)")
+    p.add_argument("--layout", help="camera-trap folder pattern, e.g. {year}/{set}/{site}/{subsite}")
+    p.add_argument("--overwrite", action="store_true")
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from .predict_run import predict_to
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    pkg = logging.getLogger("cvft_train")
+    pkg.addHandler(handler)
+    pkg.setLevel(logging.INFO)
+    try:
+        s = predict_to(args.weights, args.source, args.out, fmt=args.fmt, conf=args.conf, batch=args.batch,
+                       device=args.device, workers=args.workers, topk=args.topk, layout=args.layout,
+                       overwrite=args.overwrite)
+    finally:
+        pkg.removeHandler(handler)
+    print(f"predicted {s['images']} images ({s['predicted_now']} now, {s['images_per_s']} images/s) -> {s['out']} "
+          f"({s['format']})" + (f"; {s['failed']} could not be read (see the output's failure entries)"
+                                if s["failed"] else ""))
+    return 0
+
+
+def add_export_model_arguments(p: argparse.ArgumentParser) -> None:
+    from .export_model import EXPORT_FORMATS
+
+    p.add_argument("weights", help="a checkpoint (best.pt, a YOLO .pt) or a cvft run folder")
+    p.add_argument("--format", dest="fmt", choices=EXPORT_FORMATS, required=True)
+    p.add_argument("--out", required=True, help="the model file (class names and preprocessing go to OUT.json)")
+    p.add_argument("--overwrite", action="store_true")
+
+
+def run_export_model(args: argparse.Namespace) -> int:
+    from .export_model import export_model
+
+    meta = export_model(args.weights, args.fmt, args.out, overwrite=args.overwrite)
+    print(f"wrote {args.out} ({args.fmt}, {len(meta['classes'])} classes, {meta['imgsz']} px) and {args.out}.json")
+    return 0

@@ -8,32 +8,14 @@ from pathlib import Path
 
 import pytest
 
-import cvft_data
-from builders import write_image
 from cvft_data.cli import main as cvft_cli
 from cvft_data.errors import CheckpointError, UsageError
+from shapes import yolo_dataset
 
 pytest.importorskip("ultralytics", reason="the train extra is not installed")
 torch = pytest.importorskip("torch")
 
 FAST = ["--epochs", "1", "--imgsz", "64", "--batch", "4", "--device", "cpu", "--workers", "0", "--no-pretrained"]
-
-
-def yolo_dataset(tmp_path: Path, seg: bool = False) -> Path:
-    src = tmp_path / "coco"
-    images, anns = [], []
-    for i in range(8):
-        write_image(src / "images" / f"{i}.jpg", 64, 48, seed=i)
-        images.append({"id": i, "file_name": f"{i}.jpg", "width": 64, "height": 48})
-        x = 4 + 3 * i
-        ann = {"id": i, "image_id": i, "category_id": 1 + i % 2, "bbox": [x, 6, 20, 20], "area": 400, "iscrowd": 0}
-        if seg:
-            ann["segmentation"] = [[x, 6, x + 20, 6, x + 20, 26, x, 26]]
-        anns.append(ann)
-    (src / "coco.json").write_text(json.dumps({"images": images, "annotations": anns,
-                                               "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]}))
-    cvft_data.ingest(src, tmp_path / "ds", split="0.75,0.25")
-    return tmp_path / "ds"
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,5 @@
-"""``cvft``: work with cvft datasets (``info``, ``export``, ``check``, ``report``, ``split``).
+"""``cvft``: work with cvft datasets (``info``, ``export``, ``check``, ``report``, ``split``) and the
+models trained on them (``train``, ``evaluate``, ``predict``, ``export-model``).
 
 Example::
 
@@ -8,6 +9,10 @@ Example::
     cvft check datasets/sharks --fail-on error --json
     cvft report datasets/sharks --out sharks.html
     cvft split datasets/sharks --out datasets/sharks_resplit --ratios 0.8,0.1,0.1 --seed 1
+    cvft train datasets/sharks --epochs 30 --out runs/sharks
+    cvft evaluate runs/sharks datasets/sharks --split test --out runs/sharks/eval
+    cvft predict runs/sharks archive/2024 --out labels.json --format megadetector
+    cvft export-model runs/sharks --format onnx --out sharks.onnx
 """
 
 from __future__ import annotations
@@ -50,8 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--stratify", action=argparse.BooleanOptionalAction, default=True)
     s.add_argument("--overwrite", action="store_true")
     t = sub.add_parser("train", help="fine-tune a torchvision classifier or an Ultralytics YOLO model")
-    from cvft_train.cli import add_train_arguments  # options only: torch is imported when training starts
-    add_train_arguments(t)
+    from cvft_train import cli as train_cli  # options only: torch is imported when a command runs
+    train_cli.add_train_arguments(t)
+    train_cli.add_evaluate_arguments(sub.add_parser("evaluate", help="measure a trained model on a dataset split"))
+    train_cli.add_predict_arguments(sub.add_parser(
+        "predict", help="run a trained model over raw images (folder, camera-trap archive, zip, dataset)"))
+    train_cli.add_export_model_arguments(sub.add_parser("export-model", help="a trained model as ONNX or TorchScript"))
     return p
 
 
@@ -158,20 +167,24 @@ def _split(args) -> int:
     return EXIT_OK
 
 
-def _train(args) -> int:
-    try:
-        import torch  # noqa: F401
-    except ImportError as exc:
-        from ..errors import UsageError
-        raise UsageError(f"training needs the train extra: pip install 'cvft[train]' ({exc})") from None
-    from cvft_train.cli import run_train
-    return run_train(args)
+def _trainer(command: str):
+    """The body of a cvft_train command, after checking that the train extra is installed."""
+    def run(args) -> int:
+        try:
+            import torch  # noqa: F401
+        except ImportError as exc:
+            from ..errors import UsageError
+            raise UsageError(f"{args.command} needs the train extra: pip install 'cvft[train]' ({exc})") from None
+        from cvft_train import cli as train_cli
+        return getattr(train_cli, f"run_{command}")(args)
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     commands = {"info": _info, "export": _export, "check": _check, "report": _report, "split": _split,
-                "train": _train}
+                "train": _trainer("train"), "evaluate": _trainer("evaluate"), "predict": _trainer("predict"),
+                "export-model": _trainer("export_model")}
     return run_guarded(lambda: commands[args.command](args))
 
 

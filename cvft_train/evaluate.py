@@ -1,0 +1,152 @@
+"""``cvft evaluate``: a trained model measured on a split of a cvft dataset.
+
+Classifiers: top-1 (top-5 with 5+ classes), loss, per-class precision, recall and F1 and the
+confusion matrix, computed by the same code as training's validation, so a run's best checkpoint on
+its validation split gives the figure training reported. Detectors and segmenters: mAP50 and
+mAP50-95 per class from Ultralytics' validator (COCO-style), as training reports them.
+
+With ``out``: ``evaluation.json`` and, for classifiers, ``confusion_matrix.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from cvft_data.errors import UsageError
+
+from .devices import amp_dtype, default_workers, pick_device
+from .trained import Trained, load_trained
+
+log = logging.getLogger(__name__)
+
+_YOLO_SPLIT = {"train": "train", "validation": "val", "test": "test"}
+
+
+def default_split(splits: list[str]) -> str:
+    """``test`` when the dataset has one, else ``validation``."""
+    for s in ("test", "validation"):
+        if s in splits:
+            return s
+    raise UsageError(f"the dataset has no test or validation split (it has {', '.join(splits)}); name one with --split")
+
+
+def evaluate(weights: str | os.PathLike | Trained, dataset: str | os.PathLike, *, split: str | None = None,
+             device: str = "auto", batch: int = 32, workers: int | None = None,
+             out: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Measure ``weights`` (a checkpoint or run folder) on ``split`` of ``dataset``.
+
+    Example (a run folder trained by :func:`cvft_train.fit`)::
+
+        report = evaluate("runs/shapes", "datasets/shapes", split="validation")
+        report["top1"], report["per_class"]["circle"]["f1"]
+    """
+    import cvft_data
+
+    info = cvft_data.info(dataset)
+    split = split or default_split(list(info["splits"]))
+    if split not in info["splits"]:
+        raise UsageError(f"split {split!r} is not in {dataset} (it has {', '.join(info['splits'])})")
+    device = pick_device(device)
+    trained = weights if isinstance(weights, Trained) else load_trained(weights, device=device)
+    if list(trained.classes) != list(info["classes"]):
+        raise UsageError(f"the model's classes {trained.classes[:8]} are not the dataset's {info['classes'][:8]}: "
+                         "evaluate on a dataset with the classes it was trained on")
+    if trained.kind == "classifier":
+        report = _classifier(trained, dataset, split, device, batch, workers)
+    else:
+        report = _yolo(trained, dataset, split, device, batch, workers)
+    report = {"task": trained.task, "split": split, "weights": str(trained.path), "dataset": str(dataset),
+              "classes": trained.classes, **report}
+    if out is not None:
+        _write(report, Path(out))
+    return report
+
+
+def _classifier(trained: Trained, dataset, split: str, device: str, batch: int, workers: int | None) -> dict:
+    import torch
+    from torch.utils.data import DataLoader
+
+    import cvft_data
+
+    from .augment import transforms_for
+    from .classify_metrics import evaluate as run_eval
+    from .config import TrainConfig
+    from .data import ClassificationDataset
+
+    ds = ClassificationDataset(cvft_data.load(dataset)[split], transforms_for(TrainConfig(imgsz=trained.imgsz), False),
+                               imgsz=trained.imgsz)
+    if not len(ds):
+        raise UsageError(f"split {split!r} has no labelled image to evaluate on")
+    loader = DataLoader(ds, batch_size=batch, shuffle=False,
+                        num_workers=default_workers() if workers is None else workers)
+    multilabel = trained.task == "multilabel"
+    criterion = torch.nn.BCEWithLogitsLoss() if multilabel else torch.nn.CrossEntropyLoss()
+    return run_eval(trained.model, loader, criterion, device=device, dtype=amp_dtype(device, "auto"),
+                    names=trained.classes, multilabel=multilabel, channels_last=False)
+
+
+def _yolo(trained: Trained, dataset, split: str, device: str, batch: int, workers: int | None) -> dict:
+    from .yolo import yolo_layout
+
+    layout = yolo_layout(dataset)
+    if _YOLO_SPLIT.get(split) is None:
+        raise UsageError(f"YOLO evaluates train, validation or test, not {split!r}")
+    dev = "0" if device == "cuda" else device.replace("cuda:", "")
+    with tempfile.TemporaryDirectory(prefix="cvft-eval-") as tmp:
+        m = trained.model.val(data=str(layout / "data.yaml"), split=_YOLO_SPLIT[split], imgsz=trained.imgsz,
+                              batch=batch, device=dev, workers=default_workers() if workers is None else workers,
+                              plots=False, verbose=False, project=tmp, name="val")
+    out: dict[str, Any] = {"map50": float(m.box.map50), "map50_95": float(m.box.map),
+                           "per_class": {trained.classes[int(c)]: {"map50": float(m.box.ap50[j]),
+                                                                   "map50_95": float(m.box.ap[j])}
+                                         for j, c in enumerate(m.box.ap_class_index)}}
+    seg = getattr(m, "seg", None)
+    if seg is not None and len(getattr(seg, "ap_class_index", [])):
+        out["mask_map50"], out["mask_map50_95"] = float(seg.map50), float(seg.map)
+    return out
+
+
+def _write(report: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".evaluation.json.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    os.replace(tmp, out / "evaluation.json")
+    if "confusion_matrix" in report:
+        confusion_png(report["confusion_matrix"], report["classes"], out / "confusion_matrix.png",
+                      title=f"{Path(report['weights']).name} on {report['split']}: top-1 {report['top1']:.3f}")
+
+
+def confusion_png(matrix: list[list[int]], names: list[str], path: Path, *, title: str = "") -> None:
+    """A confusion matrix as a PNG: rows true classes, columns predicted, counts in the cells."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    m = np.asarray(matrix)
+    k = len(names)
+    size = min(24, 2 + 0.45 * k)
+    fig, ax = plt.subplots(figsize=(size, size))
+    row = m.sum(1, keepdims=True)
+    ax.imshow(np.divide(m, row, out=np.zeros(m.shape), where=row > 0), cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(k), names, rotation=90)
+    ax.set_yticks(range(k), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if k <= 30:
+        for i in range(k):
+            for j in range(k):
+                if m[i, j]:
+                    ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)

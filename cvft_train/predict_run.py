@@ -1,0 +1,113 @@
+"""``cvft predict``: :func:`~cvft_train.predict.predict` over a source, written to a file or dataset,
+resumable after a kill (see :mod:`cvft_train.prediction_output`).
+
+Example:
+    >>> import tempfile, pathlib, torch
+    >>> from PIL import Image
+    >>> from cvft_train.models import build_model
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> (tmp / "images").mkdir()
+    >>> for i in range(3):
+    ...     Image.new("RGB", (40, 30), (80 * i, 0, 0)).save(tmp / "images" / f"{i}.jpg")
+    >>> net, _ = build_model("squeezenet1_1", 2, imgsz=64, pretrained=False)
+    >>> torch.save({"model": net.state_dict(), "model_name": "squeezenet1_1", "classes": ["cat", "dog"],
+    ...             "imgsz": 64}, tmp / "best.pt")
+    >>> summary = predict_to(tmp / "best.pt", tmp / "images", tmp / "out" / "labels.csv", device="cpu")
+    >>> summary["images"], summary["failed"], (tmp / "out" / "labels.csv").read_text().splitlines()[0][:17]
+    (3, 0, 'image,label,score')
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from cvft_data.errors import UsageError
+
+from .devices import pick_device
+from .predict import predict
+from .prediction_output import (
+    FORMATS,
+    Journal,
+    write_coco,
+    write_csv,
+    write_megadetector,
+    write_sequences,
+)
+from .sources import open_source
+from .trained import load_trained
+
+log = logging.getLogger(__name__)
+
+
+def predict_to(weights: str | os.PathLike, source: str | os.PathLike, out: str | os.PathLike, *, fmt: str = "csv",
+               conf: float = 0.1, batch: int = 32, device: str = "auto", workers: int | None = None, topk: int = 5,
+               layout: str | None = None, overwrite: bool = False, progress=None) -> dict[str, Any]:
+    """Predict every image of ``source`` into ``out`` (``fmt``: csv, megadetector, coco, dataset)
+    and return a summary: images, failed, seconds, images_per_s, out."""
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown prediction format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise UsageError(f"{out} already exists; pass --overwrite to replace it")
+    if Path(source).resolve() == out.resolve() or out.resolve().is_relative_to(Path(source).resolve()) \
+            and Path(source).is_dir():
+        raise UsageError(f"{out} is inside the source {source}: write predictions elsewhere (sources are read-only)")
+    kind, _ = open_source(source, layout=layout)   # refuses what is not a source before any model loads
+    device = pick_device(device)
+    trained = load_trained(weights, device=device)
+    signature = {"weights": str(trained.path.resolve()), "source": str(Path(source).resolve()), "format": fmt,
+                 "conf": conf, "topk": topk, "layout": layout}
+    journal = Journal(out, signature)
+    done = journal.open()
+    if done:
+        log.info("resuming: %d images already predicted in %s", len(done), journal.path)
+    t0 = time.perf_counter()
+    fresh = failed = 0
+    try:
+        buffer: list[dict] = []
+        for r in predict(trained, source, conf=conf, batch=batch, device=device, workers=workers, topk=topk,
+                         layout=layout, skip=done):
+            buffer.append(r)
+            fresh += 1
+            failed += bool(r.get("failure"))
+            if len(buffer) >= batch:
+                journal.append(buffer)
+                buffer = []
+                if progress:
+                    progress(len(done) + fresh)
+        journal.append(buffer)
+        seconds = time.perf_counter() - t0
+        total = len(done) + fresh
+        if total == 0:
+            raise UsageError(f"{source} holds no image to predict on")
+        failed = sum(1 for r in journal.results() if r.get("failure"))   # this run's and the interrupted one's
+        _write(fmt, journal, out, trained, source, kind, conf=conf, topk=topk, layout=layout, workers=workers)
+    finally:
+        journal.close()
+    journal.finish()
+    summary = {"images": total, "failed": failed, "predicted_now": fresh, "seconds": round(seconds, 3),
+               "images_per_s": round(fresh / seconds, 1) if seconds else 0.0, "out": str(out), "format": fmt,
+               "source_kind": kind, "model": str(trained.path)}
+    return summary
+
+
+def _write(fmt: str, journal: Journal, out: Path, trained, source, kind: str, *, conf: float, topk: int,
+           layout: str | None, workers: int | None) -> None:
+    if fmt == "csv":
+        write_csv(journal.results(), out, kind=trained.kind, topk=topk)
+    elif fmt == "megadetector":
+        write_megadetector(journal.results(), out, classes=trained.classes, kind=trained.kind, conf=conf,
+                           model=trained.path.name)
+    elif fmt == "coco":
+        write_coco(journal.results(), out, classes=trained.classes, kind=trained.kind)
+    else:
+        from .prediction_dataset import write_dataset
+        write_dataset(journal.results, source, out, trained, layout=layout, workers=workers or 0)
+    sequences = out.with_name(out.name + ".sequences.csv")
+    n = write_sequences(journal.results(), sequences)   # camera traps: the burst's most confident label
+    if n:
+        log.info("%d sequences summarised in %s", n, sequences)
