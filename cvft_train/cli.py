@@ -179,7 +179,7 @@ def run_predict(args: argparse.Namespace) -> int:
     finally:
         pkg.removeHandler(handler)
     print(f"predicted {s['images']} images ({s['predicted_now']} now, {s['images_per_s']} images/s) -> {s['out']} "
-          f"({s['format']})" + (f"; {s['failed']} could not be read (see the output's failure entries)"
+          f"({s['format']})" + (f"; {s['failed']} could not be read: {s['ledger'] or s['out'] + '/ledger.jsonl'}"
                                 if s["failed"] else ""))
     return 0
 

@@ -40,10 +40,22 @@ def evaluate(weights: str | os.PathLike | Trained, dataset: str | os.PathLike, *
              out: str | os.PathLike | None = None) -> dict[str, Any]:
     """Measure ``weights`` (a checkpoint or run folder) on ``split`` of ``dataset``.
 
-    Example (a run folder trained by :func:`cvft_train.fit`)::
-
-        report = evaluate("runs/shapes", "datasets/shapes", split="validation")
-        report["top1"], report["per_class"]["circle"]["f1"]
+    Example:
+        >>> import pathlib, tempfile, cvft_data
+        >>> from PIL import Image
+        >>> from cvft_train import fit
+        >>> tmp = pathlib.Path(tempfile.mkdtemp())
+        >>> for split in ("train", "val"):
+        ...     for i in range(8):
+        ...         p = tmp / "src" / split / ("dark", "light")[i % 2] / f"{i}.png"
+        ...         p.parent.mkdir(parents=True, exist_ok=True)
+        ...         Image.new("RGB", (48, 40), (40 + 180 * (i % 2),) * 3).save(p)
+        >>> _ = cvft_data.ingest(tmp / "src", tmp / "ds")
+        >>> run = fit(tmp / "ds", model="squeezenet1_1", pretrained=False, epochs=1, imgsz=64, device="cpu",
+        ...           out=str(tmp / "run"))
+        >>> report = evaluate(tmp / "run", tmp / "ds", split="validation", device="cpu")
+        >>> report["top1"] == run["best"]["value"], sorted(report["per_class"])
+        (True, ['dark', 'light'])
     """
     import cvft_data
 

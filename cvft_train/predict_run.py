@@ -86,13 +86,30 @@ def predict_to(weights: str | os.PathLike, source: str | os.PathLike, out: str |
             raise UsageError(f"{source} holds no image to predict on")
         failed = sum(1 for r in journal.results() if r.get("failure"))   # this run's and the interrupted one's
         _write(fmt, journal, out, trained, source, kind, conf=conf, topk=topk, layout=layout, workers=workers)
+        ledger = _ledger(journal, out) if failed and fmt != "dataset" else None   # a dataset keeps its own
     finally:
         journal.close()
     journal.finish()
     summary = {"images": total, "failed": failed, "predicted_now": fresh, "seconds": round(seconds, 3),
                "images_per_s": round(fresh / seconds, 1) if seconds else 0.0, "out": str(out), "format": fmt,
-               "source_kind": kind, "model": str(trained.path)}
+               "source_kind": kind, "model": str(trained.path), "ledger": str(ledger) if ledger else None}
     return summary
+
+
+def _ledger(journal: Journal, out: Path) -> Path:
+    """``OUT.ledger.jsonl``: every image that could not be predicted, and why (COCO results have no
+    place for them; in the other formats they are in the output too)."""
+    from cvft_data.ledger import Ledger
+
+    ledger = Ledger()
+    for r in journal.results():
+        if r.get("failure"):
+            ledger.note(r["file"], "not_predicted", "dropped_image", r["failure"])
+    path = out.with_name(out.name + ".ledger.jsonl")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    ledger.write_jsonl(tmp)
+    os.replace(tmp, path)
+    return path
 
 
 def _write(fmt: str, journal: Journal, out: Path, trained, source, kind: str, *, conf: float, topk: int,

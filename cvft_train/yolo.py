@@ -69,9 +69,15 @@ def yolo_layout(dataset_dir: str | Path) -> Path:
 
 def safe_ultralytics():
     """Switch Ultralytics to ``weights_only`` loading in this process and its children (multi-GPU
-    training starts new processes); refuse to go on with an Ultralytics that has no safe mode."""
+    training starts new processes), without installing packages at run time; refuse to go on with
+    an Ultralytics that has no safe mode."""
     os.environ["ULTRALYTICS_SAFE_LOAD"] = "1"
+    # Ultralytics pip-installs what a step lacks (exporters, trackers) at run time; cvft's extras do
+    os.environ["YOLO_AUTOINSTALL"] = "false"
     import ultralytics.nn.tasks as tasks
+    import ultralytics.utils.checks as checks
+
+    checks.AUTOINSTALL = False
 
     safe = getattr(tasks, "_SafeLoad", None)
     if safe is None or not safe.SUPPORTED:

@@ -90,6 +90,8 @@ def test_predict_writes_every_image_once_in_each_format(classifier_run, raw_fold
     predict_to(root / "run", raw_folder, out / "coco.json", fmt="coco", device="cpu")
     coco = json.loads((out / "coco.json").read_text())
     assert sorted(r["file_name"] for r in coco) == [i for i in images if i != "broken.jpg"]
+    ledger = [json.loads(line) for line in (out / "coco.json.ledger.jsonl").read_text().splitlines()]
+    assert [e["item"] for e in ledger] == ["broken.jpg"], "COCO results cannot hold it: the ledger does"
     assert {r["category_name"] for r in coco} <= {"circle", "square", "triangle"}
 
     predict_to(root / "run", raw_folder, out / "ds", fmt="dataset", device="cpu")
@@ -191,9 +193,8 @@ def yolo_run(tmp_path_factory):
     pytest.importorskip("ultralytics")
     import os
 
-    from shapes import yolo_dataset
-
     from cvft_train import fit
+    from shapes import yolo_dataset
 
     root = tmp_path_factory.mktemp("yolorun")
     os.environ.setdefault("YOLO_CONFIG_DIR", str(root / "ulcfg"))
@@ -262,3 +263,19 @@ def test_camera_trap_archive_keeps_paths_groups_times_and_sequences(classifier_r
         members = [r for r in rows if r["sequence"] == q["sequence"]]
         best = max(members, key=lambda r: float(r["score"]))
         assert (q["label"], float(q["score"])) == (best["label"], float(best["score"]))
+
+
+@pytest.mark.slow
+def test_yolo_exports_through_ultralytics_with_a_dynamic_batch(yolo_run, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    import numpy as np
+
+    from cvft_train import export_model
+
+    root, _, _ = yolo_run
+    meta = export_model(root / "run", "onnx", tmp_path / "det.onnx")
+    assert meta["kind"] == "yolo" and meta["classes"] == ["a", "b"] and meta["imgsz"] == 64
+    session = ort.InferenceSession(str(tmp_path / "det.onnx"))
+    name = session.get_inputs()[0].name
+    assert session.run(None, {name: np.zeros((3, 3, 64, 64), np.float32)})[0].shape[0] == 3
+    assert not list((root / "run" / "yolo" / "weights").glob("*.onnx")), "nothing left beside the weights"
