@@ -51,6 +51,22 @@ def yolo_checkpoint(path: Path) -> Path:
     return path
 
 
+def model_only(ckpt: Path, device: str, batch: int, bf16: bool) -> float:
+    """The model alone on a batch already in memory: the ceiling of any predict loop."""
+    import torch
+
+    from cvft_train.trained import load_trained
+
+    model = load_trained(ckpt, device=device).model.to(memory_format=torch.channels_last)
+    x = torch.randn(batch, 3, 224, 224, device=device).to(memory_format=torch.channels_last)
+    with torch.inference_mode(), torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
+        model(x)
+        t0 = time.perf_counter()
+        for _ in range(4):
+            model(x).float().cpu()
+    return 4 * batch / (time.perf_counter() - t0)
+
+
 def plain_torchvision(classes_dir: Path, ckpt: Path, device: str, batch: int, workers: int) -> float:
     import torch
     import torchvision
@@ -80,18 +96,18 @@ def ultralytics_predict(tree: Path, ckpt: Path, device: str, batch: int) -> floa
     model = YOLO(str(ckpt))
     n = 0
     t0 = time.perf_counter()
-    for _ in model.predict(source=str(tree), imgsz=640, conf=0.1, batch=batch, device=device, stream=True,
+    for _ in model.predict(source=f"{tree}/**/*.JPG", imgsz=640, conf=0.1, batch=batch, device=device, stream=True,
                            verbose=False):
         n += 1
     return n / (time.perf_counter() - t0)
 
 
-def cvft_predict(ckpt: Path, tree: Path, out: Path, device: str, batch: int, fmt: str) -> float:
+def cvft_predict(ckpt: Path, tree: Path, out: Path, device: str, batch: int, fmt: str, amp: str = "auto") -> float:
     from cvft_train.predict_run import predict_to
 
     shutil.rmtree(out.parent, ignore_errors=True)
     t0 = time.perf_counter()
-    s = predict_to(ckpt, tree, out, fmt=fmt, batch=batch, device=device, conf=0.1)
+    s = predict_to(ckpt, tree, out, fmt=fmt, batch=batch, device=device, conf=0.1, amp=amp)
     return s["images"] / (time.perf_counter() - t0)
 
 
@@ -121,11 +137,15 @@ def main(argv=None) -> int:
 
     try:
         cls = classifier_checkpoint(work / "resnet18.pt", 224)
+        record("model alone (float32)", "resnet18 224 px", model_only(cls, device, 32, False))
+        record("model alone (bf16)", "resnet18 224 px", model_only(cls, device, 32, True))
         plain_torchvision(corpus["classes"], cls, device, 32, a.workers)   # warm-up: caches, cuDNN
         record("torchvision ImageFolder loop", "resnet18 224 px", plain_torchvision(corpus["classes"], cls, device,
                                                                                    32, a.workers))
-        record("cvft predict (csv)", "resnet18 224 px", cvft_predict(cls, corpus["tree"], work / "p" / "c.csv",
-                                                                     device, 32, "csv"))
+        record("cvft predict (csv, float32)", "resnet18 224 px",
+               cvft_predict(cls, corpus["tree"], work / "p" / "c.csv", device, 32, "csv", amp="off"))
+        record("cvft predict (csv, --amp auto)", "resnet18 224 px",
+               cvft_predict(cls, corpus["tree"], work / "p" / "c.csv", device, 32, "csv"))
         if not a.skip_yolo:
             yol = yolo_checkpoint(work / "yolo11n_bench.pt")
             ultralytics_predict(corpus["tree"], yol, ul_device, 16)   # warm-up

@@ -161,6 +161,9 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--workers", type=int, help="decoding threads (default: every core)")
     p.add_argument("--layout", help="camera-trap folder pattern, e.g. {year}/{set}/{site}/{subsite}")
+    p.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default="auto",
+                   help="classifier precision: auto = bf16 where the hardware has it (CUDA, AVX512-BF16/AMX "
+                        "CPUs), off = float32")
     p.add_argument("--overwrite", action="store_true")
 
 
@@ -175,7 +178,7 @@ def run_predict(args: argparse.Namespace) -> int:
     try:
         s = predict_to(args.weights, args.source, args.out, fmt=args.fmt, conf=args.conf, batch=args.batch,
                        device=args.device, workers=args.workers, topk=args.topk, layout=args.layout,
-                       overwrite=args.overwrite)
+                       overwrite=args.overwrite, amp=args.amp)
     finally:
         pkg.removeHandler(handler)
     print(f"predicted {s['images']} images ({s['predicted_now']} now, {s['images_per_s']} images/s) -> {s['out']} "

@@ -71,6 +71,19 @@ def pick_device(requested: str | None = "auto") -> str:
     return requested
 
 
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with bfloat16 arithmetic in hardware (AVX512-BF16, AMX), where bf16 inference
+    runs about twice as fast as float32 (Linux; elsewhere False)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return " avx512_bf16" in line or " amx_bf16" in line
+    except OSError:
+        pass
+    return False
+
+
 def amp_dtype(device: str, amp: str):
     """The autocast dtype for ``device`` (None: no autocast). bf16 where the GPU supports it."""
     import torch

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 def predict_to(weights: str | os.PathLike, source: str | os.PathLike, out: str | os.PathLike, *, fmt: str = "csv",
                conf: float = 0.1, batch: int = 32, device: str = "auto", workers: int | None = None, topk: int = 5,
-               layout: str | None = None, overwrite: bool = False, progress=None) -> dict[str, Any]:
+               layout: str | None = None, overwrite: bool = False, amp: str = "auto", progress=None) -> dict[str, Any]:
     """Predict every image of ``source`` into ``out`` (``fmt``: csv, megadetector, coco, dataset)
     and return a summary: images, failed, seconds, images_per_s, out."""
     if fmt not in FORMATS:
@@ -59,8 +59,10 @@ def predict_to(weights: str | os.PathLike, source: str | os.PathLike, out: str |
     kind, _ = open_source(source, layout=layout)   # refuses what is not a source before any model loads
     device = pick_device(device)
     trained = load_trained(weights, device=device)
-    signature = {"weights": str(trained.path.resolve()), "source": str(Path(source).resolve()), "format": fmt,
-                 "conf": conf, "topk": topk, "layout": layout}
+    st = trained.path.stat()   # a run retrained since the interruption must not be mixed with it
+    signature = {"weights": str(trained.path.resolve()), "weights_file": [st.st_size, int(st.st_mtime)],
+                 "source": str(Path(source).resolve()), "format": fmt, "conf": conf, "topk": topk, "layout": layout,
+                 "amp": amp}
     journal = Journal(out, signature)
     done = journal.open()
     if done:
@@ -70,7 +72,7 @@ def predict_to(weights: str | os.PathLike, source: str | os.PathLike, out: str |
     try:
         buffer: list[dict] = []
         for r in predict(trained, source, conf=conf, batch=batch, device=device, workers=workers, topk=topk,
-                         layout=layout, skip=done):
+                         layout=layout, skip=done, amp=amp):
             buffer.append(r)
             fresh += 1
             failed += bool(r.get("failure"))

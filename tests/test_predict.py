@@ -279,3 +279,20 @@ def test_yolo_exports_through_ultralytics_with_a_dynamic_batch(yolo_run, tmp_pat
     name = session.get_inputs()[0].name
     assert session.run(None, {name: np.zeros((3, 3, 64, 64), np.float32)})[0].shape[0] == 3
     assert not list((root / "run" / "yolo" / "weights").glob("*.onnx")), "nothing left beside the weights"
+
+
+def test_resume_with_other_options_is_refused(classifier_run, raw_folder, tmp_path, monkeypatch):
+    from cvft_train import predict_run
+
+    root = classifier_run[0]
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed")
+        yield
+
+    monkeypatch.setattr(predict_run, "predict", killed)
+    with pytest.raises(KeyboardInterrupt):
+        predict_run.predict_to(root / "run", raw_folder, tmp_path / "p.csv", device="cpu", topk=2)
+    monkeypatch.undo()
+    with pytest.raises(UsageError, match="interrupted predict run with other options"):
+        predict_run.predict_to(root / "run", raw_folder, tmp_path / "p.csv", device="cpu", topk=3)
