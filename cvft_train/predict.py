@@ -48,9 +48,11 @@ AHEAD = 3
 _SWAPPED = (5, 6, 7, 8)   # EXIF orientations that turn the image a quarter
 
 
-def decode_sized(item: SourceImage, target_side: int | None) -> tuple[Image.Image, tuple[int, int]]:
-    """The upright RGB image, decoded at reduced size when its shorter side need only reach
-    ``target_side``, and its full displayed size (after EXIF orientation)."""
+def decode_sized(item: SourceImage, target_side: int | None, *,
+                 long_side: bool = False) -> tuple[Image.Image, tuple[int, int]]:
+    """The upright RGB image, decoded at reduced size when its shorter side (``long_side``: its
+    longer side, as a YOLO letterbox scales it) need only reach ``target_side``, and its full
+    displayed size (after EXIF orientation)."""
     im = Image.open(io.BytesIO(item.data) if item.data is not None else item.path)
     w, h = im.size
     try:
@@ -59,7 +61,7 @@ def decode_sized(item: SourceImage, target_side: int | None) -> tuple[Image.Imag
         orientation = 1
     size = (h, w) if orientation in _SWAPPED else (w, h)
     if target_side and im.format == "JPEG":
-        scale = target_side / min(w, h)
+        scale = target_side / (max(w, h) if long_side else min(w, h))
         if scale < 0.5:
             im.draft("RGB", (max(1, int(w * scale)), max(1, int(h * scale))))
     im = ImageOps.exif_transpose(im, in_place=True) or im
@@ -94,7 +96,7 @@ def _prepare(item: SourceImage, trained: Trained, transform) -> _Prepared:
         result["failure"] = reason
         return _Prepared(result)
     try:
-        im, (w, h) = decode_sized(item, trained.imgsz)
+        im, (w, h) = decode_sized(item, trained.imgsz, long_side=trained.kind == "yolo")
     except Exception as exc:  # PIL raises many types for damaged files; the image is reported, not fatal
         result["failure"] = f"cannot decode: {type(exc).__name__}: {str(exc)[:200]}"
         return _Prepared(result)
