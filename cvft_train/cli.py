@@ -1,8 +1,9 @@
-"""``cvft train``'s options and body (the ``cvft`` command lives in :mod:`cvft_data.cli.main`).
+"""The trainer's commands of ``cvft``: ``train``, ``evaluate``, ``predict``, ``export-model``.
 
-Every option maps to a :class:`~cvft_train.config.TrainConfig` field of the same name; an option
-not given stays unset, so ``--config FILE`` and, on ``--resume``, the run's saved ``config.yaml``
-supply it.
+``cvft`` (:mod:`cvft_data.cli.main`) finds them through the ``cvft.commands`` entry point
+(:data:`COMMANDS`), so the data package never imports the trainer. Each train option maps to a
+:class:`~cvft_train.config.TrainConfig` field of the same name; an option not given stays unset, so
+``--config FILE`` and, on ``--resume``, the run's saved ``config.yaml`` supply it.
 """
 
 from __future__ import annotations
@@ -10,10 +11,20 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import Callable, NamedTuple
 
 import yaml
 
 from .config import CHOICES
+
+
+class Command(NamedTuple):
+    """A ``cvft`` sub-command: its name, one-line help, argument builder and body."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
 
 # (flag, type, help); booleans get --flag/--no-flag
 OPTIONS: list[tuple[str, type, str]] = [
@@ -202,3 +213,38 @@ def run_export_model(args: argparse.Namespace) -> int:
     meta = export_model(args.weights, args.fmt, args.out, overwrite=args.overwrite)
     print(f"wrote {args.out} ({args.fmt}, {len(meta['classes'])} classes, {meta['imgsz']} px) and {args.out}.json")
     return 0
+
+
+def _needs_torch(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def checked(args: argparse.Namespace) -> int:
+        try:
+            import torch  # noqa: F401
+        except ImportError as exc:
+            from cvft_data.errors import UsageError
+            raise UsageError(f"{args.command} needs the train extra: pip install 'cvft[train]' ({exc})") from None
+        return run(args)
+    return checked
+
+
+#: What the ``cvft.commands`` entry point hands to ``cvft``.
+COMMANDS = [
+    Command("train", "fine-tune a torchvision classifier or an Ultralytics YOLO model", add_train_arguments,
+            _needs_torch(run_train)),
+    Command("evaluate", "measure a trained model on a dataset split", add_evaluate_arguments,
+            _needs_torch(run_evaluate)),
+    Command("predict", "run a trained model over raw images (folder, camera-trap archive, zip, dataset)",
+            add_predict_arguments, _needs_torch(run_predict)),
+    Command("export-model", "a trained model as ONNX or TorchScript", add_export_model_arguments,
+            _needs_torch(run_export_model)),
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m cvft_train.launch DATASET [options]``: ``cvft train`` without the ``cvft`` front."""
+    from cvft_data.cli._output import run_guarded
+
+    p = argparse.ArgumentParser(prog="cvft train", description=COMMANDS[0].help)
+    add_train_arguments(p)
+    args = p.parse_args(argv)
+    args.command = "train"
+    return run_guarded(lambda: COMMANDS[0].run(args))

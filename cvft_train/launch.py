@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import sys
 
-from cvft_data.cli.main import main
+from .cli import main
 
 
 def run(argv: list[str] | None = None) -> int:
-    return main(["train", *(sys.argv[1:] if argv is None else argv)])
+    return main(sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

@@ -54,13 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--by", choices=("group", "none"), default="group")
     s.add_argument("--stratify", action=argparse.BooleanOptionalAction, default=True)
     s.add_argument("--overwrite", action="store_true")
-    t = sub.add_parser("train", help="fine-tune a torchvision classifier or an Ultralytics YOLO model")
-    from cvft_train import cli as train_cli  # options only: torch is imported when a command runs
-    train_cli.add_train_arguments(t)
-    train_cli.add_evaluate_arguments(sub.add_parser("evaluate", help="measure a trained model on a dataset split"))
-    train_cli.add_predict_arguments(sub.add_parser(
-        "predict", help="run a trained model over raw images (folder, camera-trap archive, zip, dataset)"))
-    train_cli.add_export_model_arguments(sub.add_parser("export-model", help="a trained model as ONNX or TorchScript"))
+    for command in plugin_commands():
+        command.add_arguments(sub.add_parser(command.name, help=command.help))
     return p
 
 
@@ -167,24 +162,22 @@ def _split(args) -> int:
     return EXIT_OK
 
 
-def _trainer(command: str):
-    """The body of a cvft_train command, after checking that the train extra is installed."""
-    def run(args) -> int:
-        try:
-            import torch  # noqa: F401
-        except ImportError as exc:
-            from ..errors import UsageError
-            raise UsageError(f"{args.command} needs the train extra: pip install 'cvft[train]' ({exc})") from None
-        from cvft_train import cli as train_cli
-        return getattr(train_cli, f"run_{command}")(args)
-    return run
+def plugin_commands() -> list:
+    """Sub-commands other packages add through the ``cvft.commands`` entry point (the trainer's
+    train, evaluate, predict, export-model): objects with ``name``, ``help``, ``add_arguments(parser)``
+    and ``run(args) -> int``. Found by name, so this package never imports the trainer."""
+    from importlib.metadata import entry_points
+
+    found = []
+    for ep in sorted(entry_points(group="cvft.commands"), key=lambda e: e.name):
+        found.extend(ep.load())
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     commands = {"info": _info, "export": _export, "check": _check, "report": _report, "split": _split,
-                "train": _trainer("train"), "evaluate": _trainer("evaluate"), "predict": _trainer("predict"),
-                "export-model": _trainer("export_model")}
+                **{c.name: c.run for c in plugin_commands()}}
     return run_guarded(lambda: commands[args.command](args))
 
 
