@@ -18,6 +18,7 @@ import random
 from collections import Counter
 
 from .checks import _classes_of, _rows
+from .errors import UsageError
 from .schema import class_names_of, task_of
 
 
@@ -47,7 +48,7 @@ def class_weights(ds, scheme: str = "inverse", beta: float = 0.999) -> list[floa
         elif scheme == "effective":
             raw.append((1 - beta) / (1 - beta ** f))
         else:
-            raise ValueError(f"scheme must be inverse, sqrt or effective, not {scheme!r}")
+            raise UsageError(f"scheme must be inverse, sqrt or effective, not {scheme!r}")
     present = [w for w in raw if w > 0]
     mean = sum(present) / len(present) if present else 1.0
     return [w / mean for w in raw]
@@ -87,7 +88,7 @@ def subsample_nulls(ds, target_share: float, seed: int = 0):
     """Drop null (empty) rows at random until they are at most ``target_share`` of the result;
     returns a new dataset (``ds.select``), the input is not changed."""
     if not 0 <= target_share < 1:
-        raise ValueError("target_share must be in [0, 1)")
+        raise UsageError("target_share must be in [0, 1)")
     statuses = [r["label_status"] for r in _rows(ds, ["label_status"])]
     nulls = [i for i, s in enumerate(statuses) if s == "empty"]
     others = [i for i, s in enumerate(statuses) if s != "empty"]

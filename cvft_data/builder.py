@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import multiprocessing as mp
 import os
@@ -45,6 +46,8 @@ from .rows import RowContext, build_row, row_digest_text
 from .schema import CANONICAL_SPLITS, SCHEMA_VERSION, features_for
 from .shardwriter import ShardWriter, release_arenas
 from .splits import SplitKey, assign_splits
+
+log = logging.getLogger(__name__)
 
 _MOD128 = 1 << 128
 #: Images whose reading the kernel is asked to start ahead of the one being written.
@@ -248,8 +251,7 @@ def _build(connector, out: Path, opts: BuildOptions, on_progress, class_names, t
         stored = "paths only (--reference)" if opts.reference and not opts.max_side else \
             (f"at most ~{n_bytes / 2**20:,.0f} MB (downscaled to {opts.max_side} px)" if opts.max_side
              else f"~{n_bytes / 2**20:,.0f} MB of image bytes")
-        print(f"ingesting {n_images:,} images with {connector.name}: the dataset will hold {stored}",
-              file=sys.stderr, flush=True)
+        log.info("ingesting %s images with %s: the dataset will hold %s", f"{n_images:,}", connector.name, stored)
     assignment = assign_splits(keys, opts.split_ratios, opts.seed).splits if opts.split_ratios else None
     del keys
     shard_size = opts.shard_size or shard_size_for(n_images)

@@ -3,7 +3,8 @@
 ::
 
     CvftError                      anything cvft raises on purpose
-    ├── UsageError                 the caller asked for something impossible (bad option, output exists)
+    ├── UsageError                 the caller asked for something impossible (bad option, output exists);
+    │                              also a ValueError
     ├── FormatDetectionError       no connector recognised the source; carries every rejection reason
     ├── CheckpointError            a weights file that cannot be loaded safely or does not fit the model
     └── SourceError                the source data is wrong; names the file, the item and what was expected
@@ -28,8 +29,10 @@ class CvftError(Exception):
     """Base class of every error cvft raises on purpose."""
 
 
-class UsageError(CvftError):
-    """The caller asked for something that cannot be done (CLI exit code 2)."""
+class UsageError(CvftError, ValueError):
+    """The caller asked for something that cannot be done (CLI exit code 2). Also a ``ValueError``,
+    as a bad argument is in Python; only this class means "usage error": a ``ValueError`` from a bug
+    is never reported as one."""
 
 
 class CheckpointError(CvftError):

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Literal
 
-from .errors import SourceError
+from .errors import SourceError, UsageError
 
 PolicyName = Literal["raise", "skip"]
 
@@ -120,7 +120,7 @@ class ErrorPolicy:
 
     def __init__(self, name: PolicyName = "raise", ledger: Ledger | None = None):
         if name not in ("raise", "skip"):
-            raise ValueError(f"on_error must be 'raise' or 'skip', not {name!r}")
+            raise UsageError(f"on_error must be 'raise' or 'skip', not {name!r}")
         self.name: PolicyName = name
         self.ledger = ledger if ledger is not None else Ledger()
 

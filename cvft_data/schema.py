@@ -29,6 +29,8 @@ from typing import Literal
 
 from datasets import ClassLabel, Features, Image, Json, List, Value
 
+from .errors import UsageError
+
 SCHEMA_VERSION = 1
 
 Task = Literal["classification", "multilabel", "detection", "instance_segmentation", "panoptic"]
@@ -83,7 +85,7 @@ def objects_feature(class_names: list[str]) -> dict:
 def features_for(task: str, class_names: list[str]) -> Features:
     """The :class:`datasets.Features` of a cvft dataset of ``task`` with ``class_names``."""
     if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+        raise UsageError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
     cols: dict = {
         "image_id": Value("string"),
         "image": Image(),
@@ -121,7 +123,7 @@ def task_of(features: Features) -> str:
         return "panoptic"
     if "objects" in features:
         return "instance_segmentation"  # refined by cvft.json; detection and segmentation share columns
-    raise ValueError("not a cvft dataset: no label, labels, objects or segments_info column")
+    raise UsageError("not a cvft dataset: no label, labels, objects or segments_info column")
 
 
 def class_names_of(features: Features) -> list[str]:

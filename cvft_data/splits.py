@@ -21,6 +21,8 @@ import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
+from .errors import UsageError
+
 EMPTY_STRATUM = "__empty__"
 
 
@@ -57,9 +59,9 @@ def parse_ratios(text: str) -> dict[str, float]:
     try:
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise ValueError(f"split ratios {text!r} are not numbers; expected e.g. 0.8,0.1,0.1") from None
+        raise UsageError(f"split ratios {text!r} are not numbers; expected e.g. 0.8,0.1,0.1") from None
     if not 1 <= len(values) <= 3 or any(v < 0 for v in values) or sum(values) <= 0:
-        raise ValueError(f"split ratios {text!r}: expected 1 to 3 non-negative numbers, e.g. 0.8,0.1,0.1")
+        raise UsageError(f"split ratios {text!r}: expected 1 to 3 non-negative numbers, e.g. 0.8,0.1,0.1")
     total = sum(values)
     names = ("train", "validation", "test")[: len(values)]
     return {n: v / total for n, v in zip(names, values) if v > 0}
@@ -153,7 +155,6 @@ def split(path, out, ratios: str | dict[str, float], *, seed: int = 0, by: str =
     from .api import CVFT_JSON, LEDGER_JSONL, load
     from .api import info as read_info
     from .builder import replace_dir
-    from .errors import UsageError
 
     if by not in ("group", "none"):
         raise UsageError(f"--by must be group or none, not {by!r}")

@@ -33,3 +33,37 @@ def test_trainer_commands_come_through_the_entry_point():
     assert names == ["train", "evaluate", "predict", "export-model"]
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     assert set(names) <= set(sub.choices)
+
+
+def test_a_bugs_value_error_is_not_reported_as_a_usage_error(tmp_path, monkeypatch):
+    import pytest
+
+    import cvft_data.splits
+    from cvft_data.cli import main as cvft_cli
+    from cvft_data.errors import UsageError
+
+    assert issubclass(UsageError, ValueError), "callers catching ValueError for bad arguments keep working"
+    monkeypatch.setattr(cvft_data.splits, "split", lambda *a, **k: int("a bug"))
+    with pytest.raises(ValueError, match="invalid literal"):
+        cvft_cli.main(["split", str(tmp_path), "--out", str(tmp_path / "o")])
+
+
+def test_library_progress_goes_through_logging(tmp_path, caplog):
+    import cvft_data
+    from cvft_data.sample import write_coco_sample
+
+    with caplog.at_level("INFO", logger="cvft_data"):
+        cvft_data.ingest(write_coco_sample(tmp_path / "src", n_images=4), tmp_path / "ds", progress=True)
+    assert "ingesting 4 images with coco" in caplog.text
+    offenders = [f"{p.relative_to(ROOT)}:{line}" for pkg in ("cvft_data", "connectors", "cvft_train")
+                 for p in sorted((ROOT / pkg).rglob("*.py")) if "cli" not in p.parts and p.name != "cli.py"
+                 for line in library_prints(ast.parse(p.read_text(encoding="utf-8")))]
+    assert not offenders, f"print() in library code: {offenders}"
+
+
+def library_prints(tree: ast.AST) -> list[int]:
+    """Lines of print() calls outside a module's command-line ``main()``."""
+    in_main = {id(n) for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name == "main"
+               for n in ast.walk(f)}
+    return [n.lineno for n in ast.walk(tree)
+            if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "print" and id(n) not in in_main]

@@ -10,6 +10,20 @@ from ..errors import CvftError, FormatDetectionError, SourceError, UsageError
 EXIT_OK, EXIT_DATA, EXIT_USAGE = 0, 1, 2
 
 
+def log_to_stderr(quiet: bool = False) -> None:
+    """Show the library's progress messages (``logging``, package ``cvft_data``) on stderr, as a
+    command's own output; ``quiet`` keeps warnings only."""
+    import logging
+
+    pkg = logging.getLogger("cvft_data")
+    if not any(getattr(h, "cvft_cli", False) for h in pkg.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.cvft_cli = True
+        pkg.addHandler(handler)
+    pkg.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
 def run_guarded(fn: Callable[[], int], *, hint: str = "") -> int:
     """Run a command body; turn cvft errors into one clear message and an exit code."""
     try:

@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from ..errors import UsageError
-from ._output import EXIT_OK, EXIT_USAGE, print_split_audit, print_summary, run_guarded
+from ._output import EXIT_OK, EXIT_USAGE, log_to_stderr, print_split_audit, print_summary, run_guarded
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         import cvft_data
 
+        log_to_stderr(args.quiet)
         options = {k: v for k, v in (("layout", args.layout), ("species", args.species),
                                      ("megadetector", args.megadetector), ("md_threshold", args.md_threshold),
                                      ("group_by", args.group_by), ("sequence_gap", args.sequence_gap))
@@ -92,13 +93,9 @@ def main(argv: list[str] | None = None) -> int:
             from ..download import fetch_weedai
             src = str(fetch_weedai(src.split(":", 1)[1], base_url=args.weedai_url, progress=not args.quiet))
             fmt = fmt or "weedai"
-        try:
-            info = cvft_data.ingest(src, args.out, format=fmt, on_error=args.on_error,
-                                    reference=args.reference, max_side=args.max_side, split=args.split,
-                                    seed=args.seed, workers=args.workers, overwrite=args.overwrite,
-                                    progress=not args.quiet, **options)
-        except ValueError as exc:  # bad --split text and the like
-            raise UsageError(str(exc)) from None
+        info = cvft_data.ingest(src, args.out, format=fmt, on_error=args.on_error, reference=args.reference,
+                                max_side=args.max_side, split=args.split, seed=args.seed, workers=args.workers,
+                                overwrite=args.overwrite, progress=not args.quiet, **options)
         print_summary(info, ledger_entries=list(cvft_data.read_ledger(args.out)), path=args.out)
         if args.split:
             print_split_audit(args.out)

@@ -150,12 +150,8 @@ def _report(args) -> int:
 def _split(args) -> int:
     from ..splits import split
 
-    try:
-        info = split(args.dir, args.out, args.ratios, seed=args.seed, by=args.by, stratify=args.stratify,
-                     overwrite=args.overwrite)
-    except ValueError as exc:
-        from ..errors import UsageError
-        raise UsageError(str(exc)) from None
+    info = split(args.dir, args.out, args.ratios, seed=args.seed, by=args.by, stratify=args.stratify,
+                 overwrite=args.overwrite)
     print_summary(info, path=args.out)
     for cls, splits in info["split"]["unplaced_classes"].items():
         print(f"  class {cls!r} could not be placed in: {', '.join(splits)} (too few groups carry it)")
