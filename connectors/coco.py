@@ -23,7 +23,7 @@ from cvft_data.errors import (
     UnknownClassError,
 )
 from cvft_data.paths import inside, is_absolute_name, relpath_posix, safe_relative
-from cvft_data.schema import canonical_split, is_split_name
+from cvft_data.vocabulary import canonical_split, is_split_name
 
 from ._json import load_json
 from .base import Confidence, Connector, ImageRecord, ObjectRecord, SegmentRecord, read_prefix, register

@@ -26,7 +26,7 @@ from cvft_data.errors import (
     SourceError,
     UnknownClassError,
 )
-from cvft_data.schema import canonical_split, is_split_name
+from cvft_data.vocabulary import canonical_split, is_split_name
 
 from ._source import Source, open_source
 from .base import Confidence, Connector, ImageRecord, ObjectRecord, is_image_name, register

@@ -7,7 +7,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator
 
 from cvft_data.paths import relpath_posix
-from cvft_data.schema import canonical_split, is_split_name
+from cvft_data.vocabulary import canonical_split, is_split_name
 
 from .base import Confidence, Connector, ImageRecord, is_hidden, is_image_name, register, walk_files
 

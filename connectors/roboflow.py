@@ -11,7 +11,7 @@ from typing import Iterator
 from cvft_data.boxes import centre_to_xywh, xyxy_to_xywh
 from cvft_data.errors import AnnotationError, MalformedFileError, MissingImageError, SourceError
 from cvft_data.paths import relpath_posix, safe_relative
-from cvft_data.schema import canonical_split, is_split_name
+from cvft_data.vocabulary import canonical_split, is_split_name
 
 from ._csv import column_index, read_rows
 from ._json import load_json

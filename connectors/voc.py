@@ -14,7 +14,7 @@ from cvft_data.boxes import voc_to_xywh
 from cvft_data.errors import AnnotationError, MalformedFileError, MissingImageError, SourceError, UnknownClassError
 from cvft_data.imageinfo import IMAGE_EXTENSIONS
 from cvft_data.paths import relpath_posix, safe_relative
-from cvft_data.schema import canonical_split, is_split_name
+from cvft_data.vocabulary import canonical_split, is_split_name
 
 from .base import (
     Confidence,

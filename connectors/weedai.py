@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
 
 from cvft_data.errors import MalformedFileError, MissingImageError, SourceError
-from cvft_data.schema import canonical_split
+from cvft_data.vocabulary import canonical_split
 
 from ._source import Source, open_source
 from .base import Confidence, Connector, ImageRecord, register

@@ -12,7 +12,7 @@ import yaml
 
 from cvft_data.errors import AnnotationError, MalformedFileError, SourceError, UnknownClassError, UsageError
 from cvft_data.paths import inside, relpath_posix
-from cvft_data.schema import canonical_split
+from cvft_data.vocabulary import canonical_split
 
 from .base import Confidence, Connector, ImageRecord, ObjectRecord, is_image_name, register, walk_files
 

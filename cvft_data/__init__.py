@@ -14,31 +14,43 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .api import export, info, ingest, load, read_ledger  # noqa: E402
-from .balance import class_weights, sample_weights, subsample_nulls, weighted_sampler  # noqa: E402
-from .checks import CheckOptions, CheckReport, Finding, check  # noqa: E402
-from .errors import (  # noqa: E402
-                     AnnotationError,
-                     CorruptImageError,
-                     CvftError,
-                     FormatDetectionError,
-                     GeometryError,
-                     MalformedFileError,
-                     MissingImageError,
-                     SizeMismatchError,
-                     SourceError,
-                     UnknownClassError,
-                     UnsafePathError,
-                     UsageError,
-)
-from .ledger import ErrorPolicy, Ledger, LedgerEntry  # noqa: E402
-from .schema import SCHEMA_VERSION, TASKS, features_for  # noqa: E402
-from .splits import split  # noqa: E402
+# Names are imported on first use (PEP 562), so that ``import connectors`` -- which needs only the
+# kernel (errors, paths, records, vocabulary) -- does not import ``datasets`` and ``pyarrow``.
+_LAZY = {
+    "api": ("export", "info", "ingest", "load", "read_ledger"),
+    "balance": ("class_weights", "sample_weights", "subsample_nulls", "weighted_sampler"),
+    "checks": ("CheckOptions", "CheckReport", "Finding", "check"),
+    "errors": ("AnnotationError", "CorruptImageError", "CvftError", "FormatDetectionError", "GeometryError",
+               "MalformedFileError", "MissingImageError", "SizeMismatchError", "SourceError", "UnknownClassError",
+               "UnsafePathError", "UsageError", "CheckpointError"),
+    "ledger": ("ErrorPolicy", "Ledger", "LedgerEntry"),
+    "schema": ("SCHEMA_VERSION", "features_for"),
+    "vocabulary": ("TASKS",),
+    "splits": ("split",),
+}
+_WHERE = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str):
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cvft_data' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))
+
 
 __all__ = [
     "AnnotationError", "CheckOptions", "CheckReport", "Finding", "check", "class_weights", "sample_weights",
     "split", "subsample_nulls", "weighted_sampler", "CorruptImageError", "CvftError", "ErrorPolicy", "FormatDetectionError", "GeometryError",
     "Ledger", "LedgerEntry", "MalformedFileError", "MissingImageError", "SCHEMA_VERSION", "SizeMismatchError",
-    "SourceError", "TASKS", "UnknownClassError", "UnsafePathError", "UsageError", "__version__", "export",
+    "SourceError", "TASKS", "UnknownClassError", "UnsafePathError", "UsageError", "CheckpointError", "__version__",
+    "export",
     "features_for", "info", "ingest", "load", "read_ledger",
 ]

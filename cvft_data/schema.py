@@ -25,44 +25,21 @@ Example:
 
 from __future__ import annotations
 
-from typing import Literal
-
 from datasets import ClassLabel, Features, Image, Json, List, Value
 
 from .errors import UsageError
+from .vocabulary import (  # noqa: F401 (re-exported: the schema's vocabulary)
+    CANONICAL_SPLITS,
+    LABEL_STATUSES,
+    OBJECT_TASKS,
+    TASKS,
+    LabelStatus,
+    Task,
+    canonical_split,
+    is_split_name,
+)
 
 SCHEMA_VERSION = 1
-
-Task = Literal["classification", "multilabel", "detection", "instance_segmentation", "panoptic"]
-TASKS: tuple[str, ...] = ("classification", "multilabel", "detection", "instance_segmentation", "panoptic")
-OBJECT_TASKS = ("detection", "instance_segmentation")
-LABEL_STATUSES = ("labeled", "empty", "unlabeled", "predicted")   # predicted: machine labels (cvft predict)
-CANONICAL_SPLITS = ("train", "validation", "test")
-
-_SPLIT_ALIASES = {
-    "train": "train", "training": "train",
-    "val": "validation", "valid": "validation", "validation": "validation", "dev": "validation",
-    "test": "test", "testing": "test",
-}
-
-
-def canonical_split(name: str) -> str:
-    """Map a source's split name to cvft's (``val``/``valid`` -> ``validation``); other names are
-    lower-cased and kept (``datasets`` allows ``\\w+`` split names).
-
-    >>> canonical_split("Valid"), canonical_split("minival")
-    ('validation', 'minival')
-    """
-    low = name.strip().lower()
-    if low in _SPLIT_ALIASES:
-        return _SPLIT_ALIASES[low]
-    cleaned = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in low).strip("_")
-    return cleaned or "train"
-
-
-def is_split_name(name: str) -> bool:
-    return name.strip().lower() in _SPLIT_ALIASES
-
 
 def segmentation_feature() -> dict:
     return {

@@ -1,5 +1,6 @@
-"""Data flows one way: the data package and the connectors never import the trainer (not even
-inside a function); the trainer's commands reach ``cvft`` through the ``cvft.commands`` entry point."""
+"""The layers of ARCHITECTURE.md, checked on every module's imports (function-level ones too): the
+kernel and the connectors stay light, the data package never imports the trainer, and the
+trainer's commands reach ``cvft`` through the ``cvft.commands`` entry point."""
 
 from __future__ import annotations
 
@@ -9,14 +10,65 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+KERNEL = {"errors", "paths", "boxes", "vocabulary", "records", "ledger", "imageinfo", "masks"}
+HEAVY = ("datasets", "pyarrow", "polars")
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts[:-1]) if rel.name == "__init__" else list(rel.parts)
+    return ".".join(parts)
+
+
 def imported_modules(path: Path) -> set[str]:
+    """Absolute names of what ``path`` imports (relative imports resolved; ``from pkg import mod``
+    counted as ``pkg.mod``)."""
+    here = module_name(path).split(".")
+    package = here if path.name == "__init__.py" else here[:-1]
     names = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = package[: len(package) - (node.level - 1)]
+                base = ".".join(up + ([base] if base else []))
+            names.add(base)
+            names.update(f"{base}.{a.name}" for a in node.names)
     return names
+
+
+def project_files(*packages: str) -> list[Path]:
+    return [p for pkg in packages for p in sorted((ROOT / pkg).rglob("*.py"))]
+
+
+def test_the_kernel_imports_only_the_kernel():
+    offenders = []
+    for p in project_files("cvft_data"):
+        if module_name(p).split(".")[-1] not in KERNEL or p.parent.name != "cvft_data":
+            continue
+        for m in imported_modules(p):
+            top = m.split(".")
+            if top[0] in HEAVY or (top[0] == "cvft_data" and len(top) > 1 and top[1] not in KERNEL):
+                offenders.append(f"{p.relative_to(ROOT)}: {m}")
+    assert not offenders, offenders
+
+
+def test_connectors_import_only_the_kernel():
+    offenders = [f"{p.relative_to(ROOT)}: {m}" for p in project_files("connectors") for m in imported_modules(p)
+                 if m.split(".")[0] in ("datasets", "pyarrow", "cvft_train")   # polars reads species sheets
+                 or (m.startswith("cvft_data.") and m.split(".")[1] not in KERNEL)]
+    assert not offenders, offenders
+
+
+def test_importing_connectors_stays_light():
+    import subprocess
+    import sys
+
+    code = "import connectors, sys; print(sorted(m for m in ('datasets', 'pyarrow', 'torch') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_data_and_connectors_never_import_the_trainer():

@@ -14,7 +14,7 @@ from ..builder import replace_dir
 from ..errors import UsageError
 from ..imageinfo import IMAGE_EXTENSIONS, sniff_extension
 from ..ledger import Ledger
-from ..schema import is_split_name
+from ..vocabulary import is_split_name
 
 #: Folder names of the exported splits, as YOLO and ImageFolder tools expect them.
 SPLIT_DIR = {"train": "train", "validation": "val", "test": "test"}
