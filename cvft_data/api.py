@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Callable
 
 from .errors import UsageError
 from .ledger import Ledger
-
-CVFT_JSON = "cvft.json"
-LEDGER_JSONL = "ledger.jsonl"
+from .store import CVFT_JSON, LEDGER_JSONL, open_dataset, read_info, require_dataset  # noqa: F401 (re-exported)
+from .store import read_ledger as _read_ledger
 
 
 def ingest(src: str | os.PathLike, out: str | os.PathLike, *, format: str | None = None, on_error: str = "raise",
@@ -46,13 +44,6 @@ def ingest(src: str | os.PathLike, out: str | os.PathLike, *, format: str | None
     return build_dataset(conn, out, opts, on_progress=on_progress)
 
 
-def _require_dataset(path: str | os.PathLike) -> Path:
-    p = Path(path)
-    if not (p / CVFT_JSON).is_file():
-        raise UsageError(f"{p} is not a cvft dataset (no {CVFT_JSON}); build one with cvft-ingest")
-    return p
-
-
 def load(path: str | os.PathLike):
     """The :class:`datasets.DatasetDict` saved at ``path`` (memory-mapped, nothing decoded).
 
@@ -66,19 +57,17 @@ def load(path: str | os.PathLike):
         >>> row["image_id"], row["image"].size, (row["width"], row["height"])
         ('images/train/site00/IMG_0000.JPG', (160, 120), (160, 120))
     """
-    import datasets
-
-    return datasets.load_from_disk(str(_require_dataset(path)))
+    return open_dataset(path)
 
 
 def info(path: str | os.PathLike) -> dict:
     """The dataset's ``cvft.json``: task, classes, per-split counts, source, ledger summary."""
-    return json.loads((_require_dataset(path) / CVFT_JSON).read_text(encoding="utf-8"))
+    return read_info(path)
 
 
 def read_ledger(path: str | os.PathLike) -> Ledger:
     """Every dropped or changed item of the dataset's ingest."""
-    return Ledger.read_jsonl(_require_dataset(path) / LEDGER_JSONL)
+    return _read_ledger(path)
 
 
 def export(path: str | os.PathLike, to: str, out: str | os.PathLike, *, overwrite: bool = False) -> dict:
@@ -99,4 +88,4 @@ def export(path: str | os.PathLike, to: str, out: str | os.PathLike, *, overwrit
 
     if to not in EXPORTERS:
         raise UsageError(f"unknown export format {to!r}; choose one of {', '.join(sorted(EXPORTERS))}")
-    return EXPORTERS[to](_require_dataset(path), Path(out), overwrite=overwrite)
+    return EXPORTERS[to](require_dataset(path), Path(out), overwrite=overwrite)

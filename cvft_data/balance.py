@@ -17,9 +17,10 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from .checks import _classes_of, _rows
 from .errors import UsageError
 from .schema import class_names_of, task_of
+from .stats import classes_of as _classes_of
+from .store import rows as _rows
 
 
 def _row_classes(ds) -> list[list[int]]:

@@ -38,7 +38,6 @@ from typing import Any, Callable, Iterator
 import xxhash
 
 from . import __version__
-from .api import CVFT_JSON, LEDGER_JSONL
 from .errors import UsageError
 from .ledger import ErrorPolicy, Ledger, LedgerEntry
 from .paths import prefetch
@@ -46,6 +45,8 @@ from .rows import RowContext, build_row, row_digest_text
 from .schema import CANONICAL_SPLITS, SCHEMA_VERSION, features_for
 from .shardwriter import ShardWriter, release_arenas
 from .splits import SplitKey, assign_splits
+from .stats import SplitStats, empty_info
+from .store import CVFT_JSON, LEDGER_JSONL, partial_dir_for, replace_dir  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,7 @@ def write_shard(index: int, records: list, ctx: RowContext, on_error: str, work:
     features = features_for(ctx.task, list(ctx.class_names))
     policy = ErrorPolicy(on_error, Ledger())
     writers: dict[str, Any] = {}
-    stats: dict[str, Counter] = {}
-    class_counts: dict[str, Counter] = {}
+    stats: dict[str, SplitStats] = {}
     digest_sum = 0  # sum of row digests mod 2**128: independent of how the rows were cut into shards
     tmp_files: dict[str, Path] = {}
     try:
@@ -101,13 +101,13 @@ def write_shard(index: int, records: list, ctx: RowContext, on_error: str, work:
             if split not in writers:
                 tmp_files[split] = work / f"shard-{index:06d}.{split}.arrow.tmp"
                 writers[split] = ShardWriter(tmp_files[split], features)
-                stats[split], class_counts[split] = Counter(), Counter()
+                stats[split] = SplitStats(ctx.task)
             row = build_row(rec, ctx, policy, writers[split].arena)
             if row is None:
                 continue
             digest_sum = (digest_sum + xxhash.xxh3_128_intdigest(split.encode() + b"\0"
                                                                  + row_digest_text(row).encode())) % _MOD128
-            _count(row, ctx.task, stats[split], class_counts[split])
+            stats[split].add(row)
             del row["_xxh3"]
             writers[split].write(row)
         files = {}
@@ -123,8 +123,8 @@ def write_shard(index: int, records: list, ctx: RowContext, on_error: str, work:
             p.unlink(missing_ok=True)
         raise
     manifest = {"index": index, "files": files,
-                "stats": {s: dict(c) for s, c in stats.items()},
-                "class_counts": {s: dict(c) for s, c in class_counts.items()},
+                "stats": {s: st.to_manifest()[0] for s, st in stats.items()},
+                "class_counts": {s: st.to_manifest()[1] for s, st in stats.items()},
                 "ledger": [e.to_dict() for e in policy.ledger], "digest_sum": f"{digest_sum:032x}"}
     tmp = work / f"shard-{index:06d}.json.tmp"
     tmp.write_text(json.dumps(manifest), encoding="utf-8")
@@ -136,22 +136,6 @@ def _prefetch(records: list) -> None:
     """Start reading these records' image files (see :func:`~cvft_data.paths.prefetch`): on a cold
     page cache the disk works while this worker hashes and writes."""
     prefetch(rec.path for rec in records if rec.path is not None and rec.member is None and rec.data is None)
-
-
-def _count(row: dict, task: str, stats: Counter, classes: Counter) -> None:
-    stats["images"] += 1
-    stats[row["label_status"]] += 1
-    if task == "classification":
-        if row["label"] is not None:
-            classes[row["label"]] += 1
-    elif task == "multilabel":
-        classes.update(row["labels"])
-    elif task == "panoptic":
-        stats["objects"] += len(row["segments_info"])
-        classes.update(s["category"] for s in row["segments_info"])
-    else:
-        stats["objects"] += len(row["objects"]["category"])
-        classes.update(row["objects"]["category"])
 
 
 # --- the main side ---------------------------------------------------------------------------
@@ -189,10 +173,6 @@ def _plan_fingerprint(connector, opts: BuildOptions, n_images: int, shard_size: 
             "max_side": opts.max_side, "split_ratios": opts.split_ratios, "seed": opts.seed,
             "images": n_images, "shard_size": shard_size}
     return hashlib.sha256(json.dumps(plan, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def partial_dir_for(out: Path) -> Path:
-    return out.parent / f".{out.name}.cvft-partial"
 
 
 def build_dataset(connector, out: str | os.PathLike, options: BuildOptions | None = None,
@@ -345,24 +325,14 @@ def _collect(pending: dict, manifests: dict, bar, on_progress, how) -> None:
 
 def _cvft_json(connector, opts: BuildOptions, task: str, class_names: list[str], manifests: dict,
                ledger: Ledger) -> dict:
-    splits: dict[str, dict] = {}
+    splits: dict[str, SplitStats] = {}
     digest_sum = 0
     for i in sorted(manifests):
         m = manifests[i]
         digest_sum = (digest_sum + int(m["digest_sum"], 16)) % _MOD128
-        for split, st in m["stats"].items():
-            s = splits.setdefault(split, {"images": 0, "objects": 0, "labeled": 0, "empty": 0, "unlabeled": 0,
-                                          "class_counts": Counter()})
-            if st.get("predicted"):
-                s["predicted"] = s.get("predicted", 0) + st["predicted"]
-            for k in ("images", "objects", "labeled", "empty", "unlabeled"):
-                s[k] += st.get(k, 0)
-            s["class_counts"].update(m["class_counts"].get(split, {}))
-    ordered = {}
-    for split in _ordered_splits(splits):
-        s = splits[split]
-        s["class_counts"] = {n: s["class_counts"].get(n, 0) for n in class_names}
-        ordered[split] = s
+        for split, counts in m["stats"].items():
+            splits.setdefault(split, SplitStats(task)).merge(counts, m["class_counts"].get(split, {}))
+    ordered = {split: splits[split].as_info(class_names) for split in _ordered_splits(splits)}
     return {
         "schema_version": SCHEMA_VERSION,
         "cvft_version": __version__,
@@ -426,24 +396,9 @@ def _assemble(work: Path, out: Path, task: str, class_names: list[str], manifest
                  "_output_all_columns": False, "_split": split}
         (d / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True), encoding="utf-8")
         DatasetInfo(features=features, description="cvft dataset").write_to_directory(str(d))
-    info["splits"] = {s: info["splits"].get(s, {"images": 0, "objects": 0, "labeled": 0, "empty": 0,
-                                                 "unlabeled": 0, "class_counts": {n: 0 for n in class_names}})
-                      for s in split_names}
+    info["splits"] = {s: info["splits"].get(s, empty_info(class_names)) for s in split_names}
     (staging / "dataset_dict.json").write_text(json.dumps({"splits": split_names}), encoding="utf-8")
     (staging / CVFT_JSON).write_text(json.dumps(info, indent=2, ensure_ascii=False), encoding="utf-8")
     ledger.write_jsonl(staging / LEDGER_JSONL)
     replace_dir(staging, out, overwrite)
     shutil.rmtree(work, ignore_errors=True)
-
-
-def replace_dir(src: Path, dst: Path, overwrite: bool) -> None:
-    """Rename the finished folder ``src`` to ``dst`` (replacing it when ``overwrite``)."""
-    old = None
-    if dst.exists():
-        if not overwrite:
-            raise UsageError(f"{dst} already exists; pass --overwrite to replace it")
-        old = dst.parent / f".{dst.name}.cvft-old-{os.getpid()}"
-        os.replace(dst, old)
-    os.replace(src, dst)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

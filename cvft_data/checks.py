@@ -19,9 +19,12 @@ import json
 import os
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from . import boxes, masks
+from .stats import classes_of as _classes_of
+from .store import column  # noqa: F401 (re-exported: cvft_data.checks.column)
+from .store import rows as _rows
 
 SEVERITIES = ("error", "warning", "info")
 #: Every check this module runs, with what it looks for.
@@ -99,32 +102,6 @@ class CheckReport:
         return "\n".join(lines)
 
 
-# --- reading the metadata (no image decoding) -----------------------------------------------------
-
-def column(ds, name: str) -> list:
-    """One column as a Python list (respects ``select``; indexing ``ds[name]`` element by element is
-    slow in datasets 4+, where it returns a lazy column)."""
-    return ds.select_columns([name]).to_dict()[name]
-
-
-def _rows(ds, columns: list[str]) -> Iterator[dict]:
-    cols = [c for c in columns if c in ds.column_names]
-    for batch in ds.select_columns(cols).iter(batch_size=1000):
-        n = len(batch[cols[0]])
-        for i in range(n):
-            yield {c: batch[c][i] for c in cols}
-
-
-def _classes_of(row: dict, task: str) -> list[int]:
-    if task == "classification":
-        return [row["label"]] if row.get("label") is not None else []
-    if task == "multilabel":
-        return list(row.get("labels") or [])
-    if task == "panoptic":
-        return [s["category"] for s in row.get("segments_info") or []]
-    return list((row.get("objects") or {}).get("category") or [])
-
-
 def _hamming_groups(items: list[tuple[str, str, int]], max_distance: int) -> list[list[tuple[str, str, int]]]:
     """Clusters of (split, image_id, dhash) within ``max_distance`` bits, found through 8 bands of
     8 bits: two hashes within 7 bits share at least one band exactly (pigeonhole), so only
@@ -156,9 +133,9 @@ def _hamming_groups(items: list[tuple[str, str, int]], max_distance: int) -> lis
 
 def check(path: str | os.PathLike, options: CheckOptions | None = None) -> CheckReport:
     """Run every check on the cvft dataset at ``path``."""
-    from .api import info as read_info
-    from .api import load
     from .imagescan import scan_dataset
+    from .store import open_dataset as load
+    from .store import read_info
 
     opts = options or CheckOptions()
     info = read_info(path)

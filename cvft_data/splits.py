@@ -152,9 +152,9 @@ def split(path, out, ratios: str | dict[str, float], *, seed: int = 0, by: str =
 
     import datasets
 
-    from .api import CVFT_JSON, LEDGER_JSONL, load
-    from .api import info as read_info
-    from .builder import replace_dir
+    from .stats import STATS_COLUMNS, SplitStats, classes_of
+    from .store import CVFT_JSON, LEDGER_JSONL, read_info, replace_dir, rows
+    from .store import open_dataset as load
 
     if by not in ("group", "none"):
         raise UsageError(f"--by must be group or none, not {by!r}")
@@ -169,12 +169,10 @@ def split(path, out, ratios: str | dict[str, float], *, seed: int = 0, by: str =
     keys = []
     cols = [c for c in ("image_id", "group", "label_status", "label", "labels", "objects", "segments_info")
             if c in whole.column_names]
-    from .checks import _classes_of, _rows
-
     for batch in whole.select_columns(cols).iter(batch_size=2000):
         for i in range(len(batch["image_id"])):
             row = {c: batch[c][i] for c in cols}
-            keys.append(SplitKey(row["image_id"], row.get("group"), tuple(sorted({names[c] for c in _classes_of(row, task)})),
+            keys.append(SplitKey(row["image_id"], row.get("group"), tuple(sorted({names[c] for c in classes_of(row, task)})),
                                  row["label_status"] == "empty"))
     assignment = assign_splits(keys, ratios, seed, by_group=(by == "group"), stratify=stratify)
     staging = out.parent / f".{out.name}.cvft-split-partial"
@@ -193,18 +191,10 @@ def split(path, out, ratios: str | dict[str, float], *, seed: int = 0, by: str =
             datasets.enable_progress_bars()
     splits_info = {}
     for s, ds in new.items():
-        st = Counter()
-        cc = Counter()
-        for row in _rows(ds, cols):
-            st["images"] += 1
-            st[row["label_status"]] += 1
-            classes = _classes_of(row, task)
-            st["objects"] += len(classes) if task in ("detection", "instance_segmentation", "panoptic") else 0
-            cc.update(classes if task not in ("classification", "multilabel") else set(classes))
-        splits_info[s] = {"images": st["images"], "objects": st["objects"], "labeled": st["labeled"],
-                          "empty": st["empty"], "unlabeled": st["unlabeled"],
-                          "class_counts": {n: cc[i] for i, n in enumerate(names)},
-                          **({"predicted": st["predicted"]} if st["predicted"] else {})}
+        st = SplitStats(task)
+        for row in rows(ds, STATS_COLUMNS):
+            st.add(row)
+        splits_info[s] = st.as_info(names)
     meta = {**meta, "splits": splits_info,
             "split": {"ratios": ratios, "seed": seed, "by": by, "stratify": stratify,
                       "unplaced_classes": assignment.unplaced, "from": str(path)}}

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cvft_data.errors import UsageError
+from cvft_data.store import OpenedDataset
 
 from .augment import MEAN, STD, transforms_for
 from .classify_metrics import evaluate
@@ -139,22 +140,20 @@ def _all_mean(value: float, count: int, world: int, device: str) -> float:
     return float(t[0] / max(t[1], 1))
 
 
-def fit_classifier(cfg: TrainConfig, dataset_dir: str, run: Path, logger=None) -> dict:
+def fit_classifier(cfg: TrainConfig, data: OpenedDataset | str, run: Path, logger=None) -> dict:
     import torch
-
-    import cvft_data
 
     rank, local_rank, world = distributed()
     if world > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
     try:
-        return _fit(cfg, dataset_dir, run, logger, rank, local_rank, world, cvft_data)
+        return _fit(cfg, OpenedDataset.of(data), run, logger, rank, local_rank, world)
     finally:
         if world > 1 and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
 
 
-def _fit(cfg, dataset_dir, run, logger, rank, local_rank, world, cvft_data) -> dict:
+def _fit(cfg, data: OpenedDataset, run, logger, rank, local_rank, world) -> dict:
     import torch
 
     device = pick_device(cfg.device)
@@ -162,8 +161,8 @@ def _fit(cfg, dataset_dir, run, logger, rank, local_rank, world, cvft_data) -> d
         device = f"cuda:{local_rank}"
         torch.cuda.set_device(local_rank)
     torch.manual_seed(cfg.seed)
-    names = cvft_data.info(dataset_dir)["classes"]
-    dsd = cvft_data.load(dataset_dir)
+    names = data.info["classes"]
+    dsd = data.splits
     train_ds, train_loader, val_loader = _loaders(cfg, dsd, world, rank)
     notes = []
     if val_loader is None:

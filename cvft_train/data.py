@@ -92,7 +92,7 @@ class ClassificationDataset:
         self.multilabel = "labels" in self.ds.features
         col = "labels" if self.multilabel else "label"
         self.num_classes = len(self.ds.features[col].feature.names if self.multilabel else self.ds.features[col].names)
-        from cvft_data.checks import column
+        from cvft_data.store import column
 
         labels = column(self.ds, col)
         statuses = column(self.ds, "label_status")
@@ -138,7 +138,7 @@ class DetectionDataset:
         self.ds = _raw(ds)
         self.transforms = transforms
         self.with_masks = with_masks
-        from cvft_data.checks import column
+        from cvft_data.store import column
 
         self.index = [i for i, st in enumerate(column(self.ds, "label_status")) if st != "unlabeled"]
 

@@ -57,9 +57,10 @@ def evaluate(weights: str | os.PathLike | Trained, dataset: str | os.PathLike, *
         >>> report["top1"] == run["best"]["value"], sorted(report["per_class"])
         (True, ['dark', 'light'])
     """
-    import cvft_data
+    from cvft_data.store import OpenedDataset
 
-    info = cvft_data.info(dataset)
+    data = OpenedDataset.of(dataset)
+    info = data.info
     split = split or default_split(list(info["splits"]))
     if split not in info["splits"]:
         raise UsageError(f"split {split!r} is not in {dataset} (it has {', '.join(info['splits'])})")
@@ -69,9 +70,9 @@ def evaluate(weights: str | os.PathLike | Trained, dataset: str | os.PathLike, *
         raise UsageError(f"the model's classes {trained.classes[:8]} are not the dataset's {info['classes'][:8]}: "
                          "evaluate on a dataset with the classes it was trained on")
     if trained.kind == "classifier":
-        report = _classifier(trained, dataset, split, device, batch, workers)
+        report = _classifier(trained, data, split, device, batch, workers)
     else:
-        report = _yolo(trained, dataset, split, device, batch, workers)
+        report = _yolo(trained, data, split, device, batch, workers)
     report = {"task": trained.task, "split": split, "weights": str(trained.path), "dataset": str(dataset),
               "classes": trained.classes, **report}
     if out is not None:
@@ -83,14 +84,12 @@ def _classifier(trained: Trained, dataset, split: str, device: str, batch: int, 
     import torch
     from torch.utils.data import DataLoader
 
-    import cvft_data
-
     from .augment import transforms_for
     from .classify_metrics import evaluate as run_eval
     from .config import TrainConfig
     from .data import ClassificationDataset
 
-    ds = ClassificationDataset(cvft_data.load(dataset)[split], transforms_for(TrainConfig(imgsz=trained.imgsz), False),
+    ds = ClassificationDataset(dataset.splits[split], transforms_for(TrainConfig(imgsz=trained.imgsz), False),
                                imgsz=trained.imgsz)
     if not len(ds):
         raise UsageError(f"split {split!r} has no labelled image to evaluate on")

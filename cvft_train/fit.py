@@ -43,13 +43,14 @@ def fit(dataset: str | os.PathLike, config: TrainConfig | dict | None = None, **
         >>> _ = cvft_data.ingest(write_coco_sample(tmp / "src", n_images=8), tmp / "ds")   # doctest: +SKIP
         >>> fit(tmp / "ds", model="yolo11n.yaml", epochs=1, imgsz=64, out=str(tmp / "run"))  # doctest: +SKIP
     """
-    import cvft_data
     from cvft_data.errors import UsageError
+    from cvft_data.store import OpenedDataset
 
     out = options.get("out") or (config.get("out") if isinstance(config, dict) else getattr(config, "out", None))
     run = Path(out or TrainConfig().out)
     cfg = resolve_config(run, config, options)
-    info = cvft_data.info(dataset)
+    data = OpenedDataset.of(dataset)   # read once, handed to the trainer
+    info = data.info
     task = cfg.task or info["task"]
     cfg = cfg.updated({"task": task, "model": cfg.resolved_model(task)})
     yolo = is_yolo_model(cfg.model)
@@ -67,7 +68,7 @@ def fit(dataset: str | os.PathLike, config: TrainConfig | dict | None = None, **
     before = _saved_hash(run)
     if cfg.resume and before not in (None, info["content_hash"]):
         log.warning("warning: %s was trained on dataset %s, this one is %s", run, before[:16], info["content_hash"][:16])
-    resolved = {**cfg.to_dict(), "dataset": str(Path(dataset).resolve()), "dataset_content_hash": info["content_hash"]}
+    resolved = {**cfg.to_dict(), "dataset": str(data.path.resolve()), "dataset_content_hash": info["content_hash"]}
     if main_process:
         tmp = run / f".config.yaml.{os.getpid()}.tmp"
         tmp.write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
@@ -75,14 +76,14 @@ def fit(dataset: str | os.PathLike, config: TrainConfig | dict | None = None, **
     logger = None
     if cfg.wandb and main_process:
         from .tracking import WandbLogger
-        logger = WandbLogger(cfg, str(dataset), run)
+        logger = WandbLogger(cfg, data, run)
     try:
         if yolo:
             from .yolo import fit_yolo
-            metrics = fit_yolo(cfg, str(dataset), run, logger)
+            metrics = fit_yolo(cfg, data, run, logger)
         else:
             from .classify import fit_classifier
-            metrics = fit_classifier(cfg, str(dataset), run, logger)
+            metrics = fit_classifier(cfg, data, run, logger)
     except BaseException:
         if logger:
             logger.finish(None, {}, exit_code=1)

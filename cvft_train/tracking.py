@@ -9,24 +9,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cvft_data.store import OpenedDataset
+
 from .config import TrainConfig
 
 
 class WandbLogger:
-    def __init__(self, cfg: TrainConfig, dataset_dir: str, run: Path):
+    def __init__(self, cfg: TrainConfig, data: OpenedDataset, run: Path):
         import wandb
 
-        import cvft_data
-
-        info = cvft_data.info(dataset_dir)
+        info = data.info
         self.wandb = wandb
-        self.run = wandb.init(project=cfg.wandb_project, config={**cfg.to_dict(), "dataset": str(dataset_dir),
+        self.run = wandb.init(project=cfg.wandb_project, config={**cfg.to_dict(), "dataset": str(data.path),
                                                                   "dataset_content_hash": info["content_hash"]},
                               dir=str(run), job_type="train", reinit="finish_previous")
         art = wandb.Artifact(f"dataset-{info['content_hash'][:16]}", type="dataset",
                              metadata={"content_hash": info["content_hash"], "task": info["task"],
                                        "classes": info["classes"], "splits": info["splits"]})
-        art.add_file(str(Path(dataset_dir) / "cvft.json"))
+        art.add_file(str(data.path / "cvft.json"))
         self.run.log_artifact(art)
 
     def update_config(self, values: dict) -> None:

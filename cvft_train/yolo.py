@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cvft_data.errors import CheckpointError, UsageError
+from cvft_data.store import OpenedDataset
 
 from .config import TrainConfig
 from .devices import cpu_threads, default_workers, pick_device
@@ -36,7 +37,7 @@ def cache_root() -> Path:
     return Path(os.environ.get("CVFT_CACHE", Path.home() / ".cache" / "cvft"))
 
 
-def yolo_layout(dataset_dir: str | Path) -> Path:
+def yolo_layout(data: OpenedDataset | str | Path) -> Path:
     """The dataset as an Ultralytics layout, exported once per content hash and reused after.
 
     The hash comes from ``cvft.json``, which may have been edited: anything but hex digits is
@@ -45,10 +46,10 @@ def yolo_layout(dataset_dir: str | Path) -> Path:
     """
     import cvft_data
 
-    info = cvft_data.info(dataset_dir)
-    digest = str(info.get("content_hash", ""))
+    data = OpenedDataset.of(data)
+    digest = str(data.info.get("content_hash", ""))
     if not _HASH.fullmatch(digest):
-        raise UsageError(f"{Path(dataset_dir) / 'cvft.json'}: content_hash {digest[:80]!r} is not a hex digest; "
+        raise UsageError(f"{data.path / 'cvft.json'}: content_hash {digest[:80]!r} is not a hex digest; "
                          "the file was edited or damaged (ingest the dataset again)")
     target = cache_root() / "yolo" / digest
     if (target / "data.yaml").is_file():
@@ -56,7 +57,7 @@ def yolo_layout(dataset_dir: str | Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{digest}.", dir=target.parent))
     try:
-        cvft_data.export(dataset_dir, "yolo", staging / "layout")
+        cvft_data.export(data.path, "yolo", staging / "layout")
         try:
             os.rename(staging / "layout", target)
         except OSError:
@@ -190,17 +191,16 @@ def _open_model(cfg: TrainConfig, model_name: str):
         raise CheckpointError(f"Ultralytics refused {cfg.weights or model_name}: {str(exc).strip()[:300]}") from None
 
 
-def fit_yolo(cfg: TrainConfig, dataset_dir: str, run: Path, logger=None) -> dict:
-    import cvft_data
-
+def fit_yolo(cfg: TrainConfig, data: OpenedDataset | str, run: Path, logger=None) -> dict:
     safe_ultralytics()
-    info = cvft_data.info(dataset_dir)
+    data = OpenedDataset.of(data)
+    info = data.info
     task = info["task"]
     run = run.resolve()   # a relative project is nested under runs/<task>/ by Ultralytics
     device = pick_device(cfg.device) if "," not in cfg.device and not cfg.device.isdigit() else "cuda"
     args = ultralytics_args(cfg, task)
     notes = []
-    if cfg.val_split not in cvft_data.load(dataset_dir):
+    if cfg.val_split not in data.splits:
         notes.append("no validation split: Ultralytics validates on the training images, so mAP is optimistic "
                      "(make a split with cvft split)")
         log.warning("warning: %s", notes[-1])
@@ -226,7 +226,7 @@ def fit_yolo(cfg: TrainConfig, dataset_dir: str, run: Path, logger=None) -> dict
     else:
         if cfg.resume:
             log.info("--resume: no checkpoint in %s yet, starting a new run", last.parent)
-        layout = yolo_layout(dataset_dir)
+        layout = yolo_layout(data)
         model = _open_model(cfg, model_name)
         args.update(data=str(layout / "data.yaml"), device=_ultralytics_device(device, cfg.device),
                     project=str(run), name="yolo", exist_ok=True, pretrained=cfg.pretrained or bool(cfg.weights))

@@ -71,7 +71,7 @@ def print_split_audit(path: str, *, out=None) -> None:
     """Per split: images, groups, null share and class counts; and whether any group straddles splits."""
     from ..api import info as read_info
     from ..api import load
-    from ..checks import column
+    from ..store import column
 
     w = (out or sys.stdout).write
     info = read_info(path)

@@ -8,12 +8,11 @@ import shutil
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
-from ..api import info as read_info
-from ..api import load
-from ..builder import replace_dir
 from ..errors import UsageError
 from ..imageinfo import IMAGE_EXTENSIONS, sniff_extension
 from ..ledger import Ledger
+from ..store import open_dataset as load
+from ..store import read_info, replace_dir
 from ..vocabulary import is_split_name
 
 #: Folder names of the exported splits, as YOLO and ImageFolder tools expect them.
