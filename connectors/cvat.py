@@ -14,8 +14,6 @@ from typing import Any, Iterator
 from xml.etree.ElementTree import Element
 
 import numpy as np
-from defusedxml import ElementTree as SafeET
-from defusedxml.common import DefusedXmlException
 
 from cvft_data import boxes, masks
 from cvft_data.errors import (
@@ -29,6 +27,7 @@ from cvft_data.errors import (
 from cvft_data.vocabulary import canonical_split, is_split_name
 
 from ._source import Source, open_source
+from ._xml import parse_xml
 from .base import Confidence, Connector, ImageRecord, ObjectRecord, is_image_name, register
 
 _SHAPES = ("box", "polygon", "polyline", "points", "ellipse", "cuboid", "mask", "skeleton")
@@ -118,15 +117,8 @@ def parse_attribute_value(value: str, input_type: str | None) -> Any:
 
 
 def _xml(source: Source, name: str) -> Element:
-    try:
-        return SafeET.fromstring(source.read_bytes(name))
-    except SafeET.ParseError as exc:
-        line, col = getattr(exc, "position", (0, 0))
-        raise MalformedFileError(f"invalid XML at line {line}, column {col}", file=source.describe(name), item=name,
-                                 expected="a CVAT <annotations> document") from None
-    except DefusedXmlException as exc:
-        raise MalformedFileError(f"unsafe XML refused ({type(exc).__name__})", file=source.describe(name),
-                                 item=name, expected="plain XML without entities or DTDs") from None
+    return parse_xml(source.read_bytes(name), file=source.describe(name), item=name,
+                     expected="a CVAT <annotations> document")
 
 
 @register

@@ -10,8 +10,6 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
-from defusedxml import ElementTree as SafeET
-
 from cvft_data.errors import (
     AnnotationError,
     MalformedFileError,
@@ -25,6 +23,7 @@ from cvft_data.paths import relpath_posix, safe_relative
 from ._csv import read_rows
 from ._json import load_json
 from ._source import ZipSource
+from ._xml import parse_xml
 from .base import (
     Confidence,
     Connector,
@@ -175,10 +174,9 @@ class MakesenseConnector(Connector):
                     if not m.lower().endswith(".xml"):
                         continue
                     try:
-                        root = SafeET.fromstring(src.read_bytes(m))
-                    except SafeET.ParseError:
-                        self.policy.handle(MalformedFileError("invalid XML", file=src.describe(m), item=m,
-                                                              expected="a VOC <annotation>"), action="dropped_image")
+                        root = parse_xml(src.read_bytes(m), file=src.describe(m), item=m, expected="a VOC <annotation>")
+                    except MalformedFileError as exc:
+                        self.policy.handle(exc, action="dropped_image")
                         continue
                     image = (root.findtext("filename") or PurePosixPath(m).stem).strip()
                     objs = []

@@ -7,15 +7,13 @@ from pathlib import Path
 from typing import Any, Iterator
 from xml.etree.ElementTree import Element
 
-from defusedxml import ElementTree as SafeET
-from defusedxml.common import DefusedXmlException
-
 from cvft_data.boxes import voc_to_xywh
 from cvft_data.errors import AnnotationError, MalformedFileError, MissingImageError, SourceError, UnknownClassError
 from cvft_data.imageinfo import IMAGE_EXTENSIONS
 from cvft_data.paths import relpath_posix, safe_relative
 from cvft_data.vocabulary import canonical_split, is_split_name
 
+from ._xml import parse_xml
 from .base import (
     Confidence,
     Connector,
@@ -30,15 +28,7 @@ from .base import (
 
 
 def parse_voc_xml(path: Path) -> Element:
-    try:
-        return SafeET.parse(path).getroot()
-    except SafeET.ParseError as exc:
-        line, col = getattr(exc, "position", (0, 0))
-        raise MalformedFileError(f"invalid XML at line {line}, column {col}", file=str(path), item=path.name,
-                                 expected="a Pascal VOC <annotation> document") from None
-    except DefusedXmlException as exc:
-        raise MalformedFileError(f"unsafe XML refused ({type(exc).__name__})", file=str(path), item=path.name,
-                                 expected="plain XML without entities or DTDs") from None
+    return parse_xml(path.read_bytes(), file=str(path), item=path.name, expected="a Pascal VOC <annotation> document")
 
 
 def _num(el: Element | None, tag: str, *, file: str, item: str) -> float:

@@ -34,9 +34,16 @@ def imported_modules(path: Path) -> set[str]:
             if node.level:
                 up = package[: len(package) - (node.level - 1)]
                 base = ".".join(up + ([base] if base else []))
-            names.add(base)
-            names.update(f"{base}.{a.name}" for a in node.names)
+            subs = {f"{base}.{a.name}" for a in node.names}
+            # `from pkg import module` imports the module (and runs pkg/__init__, which this graph
+            # treats as the package's own business); `from pkg import name` imports pkg
+            names.update(subs if all(_is_module(m) for m in subs) else subs | {base})
     return names
+
+
+def _is_module(name: str) -> bool:
+    p = ROOT.joinpath(*name.split("."))
+    return p.with_suffix(".py").is_file() or (p / "__init__.py").is_file()
 
 
 def project_files(*packages: str) -> list[Path]:
@@ -119,3 +126,38 @@ def library_prints(tree: ast.AST) -> list[int]:
                for n in ast.walk(f)}
     return [n.lineno for n in ast.walk(tree)
             if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "print" and id(n) not in in_main]
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the project modules it imports (function-level imports included)."""
+    files = {module_name(p): p for p in project_files("cvft_data", "connectors", "cvft_train")}
+    graph = {}
+    for mod, path in files.items():
+        deps = set()
+        for m in imported_modules(path):
+            while m and m not in files:
+                m = m.rpartition(".")[0]
+            if m and m != mod and not mod.startswith(m + "."):
+                deps.add(m)
+        graph[mod] = deps
+    return graph
+
+
+def test_no_import_cycles():
+    graph = import_graph()
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == 1:
+                cycles.append(" -> ".join(stack[stack.index(dep):] + [dep]))
+            elif dep not in state:
+                visit(dep, stack + [dep])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert not cycles, cycles

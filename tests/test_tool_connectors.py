@@ -314,3 +314,25 @@ def test_roboflow_pull_needs_package_and_key(tmp_path, monkeypatch):
     assert ingest_cli.main(["roboflow:ws/proj/3", "--out", str(tmp_path / "ds2"), "--quiet"]) == 0
     assert calls == ["coco"], "the second pull uses the cache"
     assert cvft_data.info(tmp_path / "ds")["source"]["connector"] == "roboflow_coco"
+
+
+@pytest.mark.parametrize("on_error", ["raise", "skip"])
+def test_makesense_voc_zip_with_an_entity_is_refused_clearly(tmp_path, on_error):
+    """An XML entity in a makesense VOC zip escaped as defusedxml's traceback (the CVAT and VOC
+    readers caught it; makesense had its own copy of the XML handling)."""
+    from cvft_data.errors import MalformedFileError
+
+    src = make_makesense(tmp_path / "src")
+    (src / MAKESENSE_CSV).unlink()
+    with zipfile.ZipFile(src / "labels_proj_2024-01-02-03-04-05.zip", "w") as f:
+        f.writestr("a.xml", '<?xml version="1.0"?><!DOCTYPE a [<!ENTITY e "dog">]><annotation><filename>a.jpg'
+                            "</filename><object><name>&e;</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>4</xmax>"
+                            "<ymax>4</ymax></bndbox></object></annotation>")
+        f.writestr("b.xml", "<annotation><filename>b.jpg</filename></annotation>")
+    if on_error == "raise":
+        with pytest.raises(MalformedFileError, match="unsafe XML refused"):
+            cvft_data.ingest(src, tmp_path / "ds")
+    else:
+        cvft_data.ingest(src, tmp_path / "ds", on_error="skip")
+        assert any(e.reason == "malformed_file" and "a.xml" in (e.file or "") + e.item
+                   for e in cvft_data.read_ledger(tmp_path / "ds"))
