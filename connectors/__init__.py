@@ -16,7 +16,7 @@ from pathlib import Path
 from cvft_data.errors import FormatDetectionError, UsageError
 
 from . import camera_traps, coco, cvat, folder, makesense, megadetector, roboflow, voc, weedai, yolo  # noqa: F401
-from .base import Confidence, Connector, ImageRecord, LedgerNote, ObjectRecord, SegmentRecord, register, registry
+from .base import Confidence, Connector, ImageRecord, LedgerNote, ObjectRecord, Score, SegmentRecord, register, registry
 
 __all__ = ["Confidence", "Connector", "ImageRecord", "LedgerNote", "ObjectRecord", "SegmentRecord", "available",
            "detect", "get", "rank", "register"]
@@ -37,14 +37,15 @@ def get(name: str) -> type[Connector]:
 
 
 def rank(root: str | Path) -> list[tuple[type[Connector], Confidence]]:
-    """Every connector with its confidence on ``root``, best first (ties broken by name)."""
+    """Every connector with its confidence on ``root``, best first (equals listed by name;
+    :func:`detect` refuses to choose between them)."""
     root = Path(root)
     scored = []
     for cls in registry().values():
         try:
             conf = cls.sniff(root)
         except OSError as exc:
-            conf = Confidence(0, f"could not look: {exc}")
+            conf = Confidence(Score.NO, f"could not look: {exc}")
         scored.append((cls, conf))
     return sorted(scored, key=lambda t: (-t[1].score, t[0].name))
 
@@ -58,4 +59,8 @@ def detect(root: str | Path) -> type[Connector]:
     best, conf = ranked[0]
     if conf.score <= 0:
         raise FormatDetectionError(str(root), {cls.name: c.reason for cls, c in ranked})
+    tied = [(cls, c) for cls, c in ranked if c.score == conf.score]
+    if len(tied) > 1:   # never settled by alphabetical order: the user names the format
+        said = "; ".join(f"{cls.name}: {c.reason}" for cls, c in tied)
+        raise UsageError(f"{len(tied)} formats read {root} equally well ({said}); name one with --format")
     return best

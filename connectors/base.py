@@ -20,7 +20,7 @@ Writing one::
         @classmethod
         def sniff(cls, root):
             ok = (root / "labels.json").is_file()
-            return Confidence(0.8 if ok else 0.0, "labels.json found" if ok else "no labels.json")
+            return Confidence(Score.MARKED if ok else Score.NO, "labels.json found" if ok else "no labels.json")
 
         def categories(self): ...
         def records(self): ...
@@ -40,9 +40,25 @@ from cvft_data.ledger import ErrorPolicy, PolicyName, as_policy
 from cvft_data.records import ImageRecord, LedgerNote, ObjectRecord, SegmentRecord  # noqa: F401 (re-exported)
 
 
+class Score:
+    """The named confidence levels a ``sniff`` answers with, weakest first. Ranking compares them,
+    so two connectors that can both claim a source must answer at different levels."""
+
+    NO = 0.0
+    FALLBACK = 0.05        # any folder of images (the class-per-folder reader)
+    HINT = 0.3             # a file name or extension suggests the format
+    LAYOUT = 0.4           # the folder layout matches (years at the top of a camera-trap archive)
+    PLAUSIBLE = 0.5        # the expected files are there; their content was not checked
+    LIKELY = 0.6           # the expected files are there and their first bytes look right
+    STRUCTURE = 0.7        # the file's structure (root tag, top-level keys) is the format's
+    TOOL_STRUCTURE = 0.75  # ... and marks of the tool that wrote it (a Roboflow README, CVAT meta)
+    MARKED = 0.8           # a key or tag only this format has
+    SPECIFIC = 0.85        # the tool's own name pattern or marker, unmistakable
+
+
 @dataclass(frozen=True)
 class Confidence:
-    """How sure a connector is that it can read a source (0 = no, 1 = certain), and why."""
+    """How sure a connector is that it can read a source (a :class:`Score` level), and why."""
 
     score: float
     reason: str

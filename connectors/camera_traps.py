@@ -25,7 +25,17 @@ from cvft_data.paths import relpath_posix
 
 from ._exif import read_exif, read_exifs
 from ._json import load_json
-from .base import Confidence, Connector, ImageRecord, ObjectRecord, is_hidden, is_image_name, read_prefix, register
+from .base import (
+    Confidence,
+    Connector,
+    ImageRecord,
+    ObjectRecord,
+    Score,
+    is_hidden,
+    is_image_name,
+    read_prefix,
+    register,
+)
 from .coco import _numbers, annotations_by_image
 from .megadetector import MdIndex, parse_megadetector, threshold_of
 
@@ -220,11 +230,11 @@ class CameraTrapConnector(Connector):
     @classmethod
     def sniff(cls, root: Path) -> Confidence:
         if not root.is_dir():
-            return Confidence(0, "not a folder")
+            return Confidence(Score.NO, "not a folder")
         top = [p.name for p in root.iterdir() if p.is_dir() and not is_hidden(p.name)]
         if top and all(re.fullmatch(r"(19|20)\d\d", n) for n in top):
-            return Confidence(0.4, f"top-level folders are years ({', '.join(sorted(top)[:3])})")
-        return Confidence(0, "top-level folders are not years (name the format: --format camera-trap)")
+            return Confidence(Score.LAYOUT, f"top-level folders are years ({', '.join(sorted(top)[:3])})")
+        return Confidence(Score.NO, "top-level folders are not years (name the format: --format camera-trap)")
 
     # -- side files ------------------------------------------------------------------------------------
     def sheet(self):
@@ -464,8 +474,8 @@ class CocoCameraTrapsConnector(Connector):
     @classmethod
     def sniff(cls, root: Path) -> Confidence:
         j = cls._json(root)
-        return Confidence(0.7, f"{j.name} has COCO Camera Traps keys") if j else \
-            Confidence(0, "no JSON with images carrying location/seq_id")
+        return Confidence(Score.STRUCTURE, f"{j.name} has COCO Camera Traps keys") if j else \
+            Confidence(Score.NO, "no JSON with images carrying location/seq_id")
 
     def __init__(self, root, **kwargs):
         root = Path(root)

@@ -26,7 +26,7 @@ from cvft_data.paths import inside, is_absolute_name, relpath_posix, safe_relati
 from cvft_data.vocabulary import canonical_split, is_split_name
 
 from ._json import load_json
-from .base import Confidence, Connector, ImageRecord, ObjectRecord, SegmentRecord, read_prefix, register
+from .base import Confidence, Connector, ImageRecord, ObjectRecord, Score, SegmentRecord, read_prefix, register
 
 _STANDARD_ANN_KEYS = {"id", "image_id", "category_id", "bbox", "area", "iscrowd", "segmentation", "attributes",
                       "keypoints", "num_keypoints"}
@@ -400,10 +400,10 @@ class CocoConnector(_CocoBase):
                 head = read_prefix(p, 65536)
                 if '"segments_info"' in head:
                     continue
-                return Confidence(0.6, f"{p.name} has COCO images/annotations keys")
+                return Confidence(Score.LIKELY, f"{p.name} has COCO images/annotations keys")
         if files:
-            return Confidence(0, f"{', '.join(p.name for p in files[:3])}: no COCO 'images' key at the top")
-        return Confidence(0, "no *.json, annotations/*.json or */_annotations.coco.json")
+            return Confidence(Score.NO, f"{', '.join(p.name for p in files[:3])}: no COCO 'images' key at the top")
+        return Confidence(Score.NO, "no *.json, annotations/*.json or */_annotations.coco.json")
 
     def _wants(self, path: Path) -> bool:
         return not path.name.startswith("panoptic") and self._looks_like(path) and \
@@ -456,10 +456,10 @@ class CocoPanopticConnector(_CocoBase):
         for p in cls.candidate_files(root):
             head = read_prefix(p, 65536)
             if p.name.startswith("panoptic") and '"images"' in head:
-                return Confidence(0.7, f"{p.name} is a panoptic annotation file")
+                return Confidence(Score.STRUCTURE, f"{p.name} is a panoptic annotation file")
             if '"segments_info"' in head:
-                return Confidence(0.7, f"{p.name} has segments_info")
-        return Confidence(0, "no panoptic_*.json and no 'segments_info' in the JSON files")
+                return Confidence(Score.STRUCTURE, f"{p.name} has segments_info")
+        return Confidence(Score.NO, "no panoptic_*.json and no 'segments_info' in the JSON files")
 
     def _wants(self, path: Path) -> bool:
         return self._looks_like(path) and (path.name.startswith("panoptic") or '"segments_info"' in read_prefix(path))

@@ -28,7 +28,7 @@ from cvft_data.vocabulary import canonical_split, is_split_name
 
 from ._source import Source, open_source
 from ._xml import parse_xml
-from .base import Confidence, Connector, ImageRecord, ObjectRecord, is_image_name, register
+from .base import Confidence, Connector, ImageRecord, ObjectRecord, Score, is_image_name, register
 
 _SHAPES = ("box", "polygon", "polyline", "points", "ellipse", "cuboid", "mask", "skeleton")
 _COMMON = {"label", "occluded", "z_order", "group_id", "source", "rotation", "outside", "keyframe", "frame",
@@ -167,7 +167,7 @@ class CvatConnector(Connector):
         try:
             src = open_source(root.parent if root.suffix.lower() == ".xml" and root.is_file() else root)
         except MalformedFileError:
-            return Confidence(0, "not a readable zip")
+            return Confidence(Score.NO, "not a readable zip")
         if root.is_file() and root.suffix.lower() == ".xml":
             names = [root.name]
         else:
@@ -175,8 +175,8 @@ class CvatConnector(Connector):
         for n in names[:5]:
             head = src.read_bytes(n)[:4096].decode("utf-8", "replace")
             if "<annotations" in head and "<version>" in head:
-                return Confidence(0.8, f"{n} is a CVAT <annotations> document")
-        return Confidence(0, "no top-level XML with <annotations><version>")
+                return Confidence(Score.MARKED, f"{n} is a CVAT <annotations> document")
+        return Confidence(Score.NO, "no top-level XML with <annotations><version>")
 
     # -- reading the XML ----------------------------------------------------------------------------
     def _load(self) -> list[tuple[str, Element]]:

@@ -9,7 +9,7 @@ from typing import Iterator
 from cvft_data.paths import relpath_posix
 from cvft_data.vocabulary import canonical_split, is_split_name
 
-from .base import Confidence, Connector, ImageRecord, is_hidden, is_image_name, register, walk_files
+from .base import Confidence, Connector, ImageRecord, Score, is_hidden, is_image_name, register, walk_files
 
 DEFAULT_NULL_CLASSES = ("empty", "background")
 
@@ -48,14 +48,14 @@ class FolderConnector(Connector):
     @classmethod
     def sniff(cls, root: Path) -> Confidence:
         if not root.is_dir():
-            return Confidence(0, "not a folder")
+            return Confidence(Score.NO, "not a folder")
         for sub in sorted(root.iterdir()):
             if sub.is_dir() and not is_hidden(sub.name):
                 for _, _, files in os.walk(sub):
                     if any(is_image_name(f) for f in files):
                         # the plain folder is always the lowest-confidence match
-                        return Confidence(0.05, f"sub-folder {sub.name}/ holds images")
-        return Confidence(0, "no sub-folder holds images")
+                        return Confidence(Score.FALLBACK, f"sub-folder {sub.name}/ holds images")
+        return Confidence(Score.NO, "no sub-folder holds images")
 
     @property
     def task(self) -> str:

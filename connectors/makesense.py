@@ -29,6 +29,7 @@ from .base import (
     Connector,
     ImageRecord,
     ObjectRecord,
+    Score,
     find_case_insensitive,
     is_image_name,
     register,
@@ -109,13 +110,13 @@ class MakesenseConnector(Connector):
     def sniff(cls, root: Path) -> Confidence:
         if root.is_file():
             ok = bool(EXPORT_NAME.match(root.name))
-            return Confidence(0.85 if ok else 0, f"{root.name} is a makesense export name" if ok else
+            return Confidence(Score.SPECIFIC if ok else Score.NO, f"{root.name} is a makesense export name" if ok else
                               "file name is not labels_<project>_<date>.csv/json/zip")
         if root.is_dir():
             for p in sorted(root.iterdir()):
                 if EXPORT_NAME.match(p.name):
-                    return Confidence(0.85, f"{p.name} is a makesense export")
-        return Confidence(0, "no labels_<project>_<YYYY-MM-DD-hh-mm-ss>.csv/json/zip")
+                    return Confidence(Score.SPECIFIC, f"{p.name} is a makesense export")
+        return Confidence(Score.NO, "no labels_<project>_<YYYY-MM-DD-hh-mm-ss>.csv/json/zip")
 
     # -- parsing --------------------------------------------------------------------------------------
     def _classes_option(self) -> list[str] | None:

@@ -17,7 +17,17 @@ from cvft_data.errors import CorruptImageError, MalformedFileError, MissingImage
 from cvft_data.paths import relpath_posix
 
 from ._json import load_json
-from .base import Confidence, Connector, ImageRecord, ObjectRecord, is_image_name, read_prefix, register, walk_files
+from .base import (
+    Confidence,
+    Connector,
+    ImageRecord,
+    ObjectRecord,
+    Score,
+    is_image_name,
+    read_prefix,
+    register,
+    walk_files,
+)
 
 DEFAULT_THRESHOLD = 0.2
 
@@ -132,8 +142,8 @@ class MegaDetectorConnector(Connector):
     def sniff(cls, root: Path) -> Confidence:
         j = cls._json(root)
         if j is not None:
-            return Confidence(0.8, f"{j.name} is a MegaDetector batch output")
-        return Confidence(0, "no JSON with detection_categories")
+            return Confidence(Score.MARKED, f"{j.name} is a MegaDetector batch output")
+        return Confidence(Score.NO, "no JSON with detection_categories")
 
     def __init__(self, root, **kwargs):
         root = Path(root)

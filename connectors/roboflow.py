@@ -20,6 +20,7 @@ from .base import (
     Connector,
     ImageRecord,
     ObjectRecord,
+    Score,
     find_case_insensitive,
     read_prefix,
     register,
@@ -72,8 +73,8 @@ class RoboflowCocoConnector(CocoConnector):
     def sniff(cls, root: Path) -> Confidence:
         found = sorted(root.glob("*/_annotations.coco.json")) if root.is_dir() else []
         if found:
-            return Confidence(0.75, f"{relpath_posix(found[0], root)}: Roboflow's COCO layout")
-        return Confidence(0, "no <split>/_annotations.coco.json")
+            return Confidence(Score.TOOL_STRUCTURE, f"{relpath_posix(found[0], root)}: Roboflow's COCO layout")
+        return Confidence(Score.NO, "no <split>/_annotations.coco.json")
 
     def _load(self):
         first = self._loaded is None
@@ -118,13 +119,13 @@ class RoboflowYoloConnector(YoloConnector):
     def sniff(cls, root: Path) -> Confidence:
         base = super().sniff(root)
         if not base:
-            return Confidence(0, "no data.yaml with names and split entries")
+            return Confidence(Score.NO, "no data.yaml with names and split entries")
         for y in cls._yaml_files(root):
             if "roboflow:" in read_prefix(y, 8192):
-                return Confidence(0.7, f"{y.name} has a roboflow: block")
+                return Confidence(Score.STRUCTURE, f"{y.name} has a roboflow: block")
         if _has_readme(root if root.is_dir() else root.parent):
-            return Confidence(0.7, "data.yaml beside README.roboflow.txt")
-        return Confidence(0, "data.yaml without a roboflow: block or Roboflow README")
+            return Confidence(Score.STRUCTURE, "data.yaml beside README.roboflow.txt")
+        return Confidence(Score.NO, "data.yaml without a roboflow: block or Roboflow README")
 
     def source_info(self) -> dict:
         return {**super().source_info(), **_roboflow_info(self.root)}
@@ -148,12 +149,12 @@ class RoboflowVocConnector(VocConnector):
     @classmethod
     def sniff(cls, root: Path) -> Confidence:
         if not _has_readme(root):
-            return Confidence(0, "no Roboflow README")
+            return Confidence(Score.NO, "no Roboflow README")
         for d in _split_dirs(root):
             for x in sorted(d.glob("*.xml"))[:2]:
                 if "<annotation" in read_prefix(x, 4096):
-                    return Confidence(0.7, f"{relpath_posix(x, root)} is VOC XML beside a Roboflow README")
-        return Confidence(0, "no VOC XML in split folders")
+                    return Confidence(Score.STRUCTURE, f"{relpath_posix(x, root)} is VOC XML beside a Roboflow README")
+        return Confidence(Score.NO, "no VOC XML in split folders")
 
 
 @register
@@ -174,12 +175,12 @@ class RoboflowFolderConnector(FolderConnector):
     @classmethod
     def sniff(cls, root: Path) -> Confidence:
         if not _has_readme(root):
-            return Confidence(0, "no Roboflow README")
+            return Confidence(Score.NO, "no Roboflow README")
         splits = _split_dirs(root)
         if splits and any(p.is_dir() for s in splits for p in s.iterdir()) and \
                 not any((s / "_classes.csv").is_file() for s in splits):
-            return Confidence(0.3, "split folders of class folders beside a Roboflow README")
-        return Confidence(0, "no split folders of class folders")
+            return Confidence(Score.HINT, "split folders of class folders beside a Roboflow README")
+        return Confidence(Score.NO, "no split folders of class folders")
 
     def source_info(self) -> dict:
         return _roboflow_info(self.root)
@@ -234,8 +235,8 @@ class RoboflowCreateMLConnector(Connector):
     def sniff(cls, root: Path) -> Confidence:
         found = sorted(root.glob("*/_annotations.createml.json")) if root.is_dir() else []
         if found:
-            return Confidence(0.75, f"{relpath_posix(found[0], root)}: Roboflow CreateML")
-        return Confidence(0, "no <split>/_annotations.createml.json")
+            return Confidence(Score.TOOL_STRUCTURE, f"{relpath_posix(found[0], root)}: Roboflow CreateML")
+        return Confidence(Score.NO, "no <split>/_annotations.createml.json")
 
     @property
     def task(self) -> str:
@@ -292,8 +293,8 @@ class RoboflowMultilabelConnector(Connector):
     def sniff(cls, root: Path) -> Confidence:
         found = sorted(root.glob("*/_classes.csv")) if root.is_dir() else []
         if found:
-            return Confidence(0.75, f"{relpath_posix(found[0], root)}: one-hot class columns")
-        return Confidence(0, "no <split>/_classes.csv")
+            return Confidence(Score.TOOL_STRUCTURE, f"{relpath_posix(found[0], root)}: one-hot class columns")
+        return Confidence(Score.NO, "no <split>/_classes.csv")
 
     @property
     def task(self) -> str:
@@ -374,8 +375,8 @@ class RoboflowCsvConnector(Connector):
             head = read_prefix(f, 2048).splitlines()[0].lower() if read_prefix(f, 2048) else ""
             if any(a.lower() in head for a in _CSV_COLUMNS["xmin"]) and \
                     any(a.lower() in head for a in _CSV_COLUMNS["filename"]):
-                return Confidence(0.5, f"{f.name} has filename and corner columns")
-        return Confidence(0, "no CSV with filename and xmin/ymin/xmax/ymax columns")
+                return Confidence(Score.PLAUSIBLE, f"{f.name} has filename and corner columns")
+        return Confidence(Score.NO, "no CSV with filename and xmin/ymin/xmax/ymax columns")
 
     def __init__(self, root, **kwargs):
         root = Path(root)

@@ -19,6 +19,7 @@ from .base import (
     Connector,
     ImageRecord,
     ObjectRecord,
+    Score,
     find_case_insensitive,
     is_image_name,
     read_prefix,
@@ -125,15 +126,15 @@ class VocConnector(Connector):
     @classmethod
     def sniff(cls, root: Path) -> Confidence:
         if not root.is_dir():
-            return Confidence(0, "not a folder")
+            return Confidence(Score.NO, "not a folder")
         ann = root / "Annotations"
         if ann.is_dir() and any(p.suffix.lower() == ".xml" for p in ann.iterdir()):
-            return Confidence(0.7, "Annotations/*.xml")
+            return Confidence(Score.STRUCTURE, "Annotations/*.xml")
         for d in [root] + [p for p in sorted(root.iterdir()) if p.is_dir() and is_split_name(p.name)]:
             for x in sorted(d.glob("*.xml"))[:3]:
                 if "<annotation" in read_prefix(x, 4096):
-                    return Confidence(0.5, f"{relpath_posix(x, root)} is a VOC <annotation>")
-        return Confidence(0, "no Annotations/*.xml and no <annotation> XML next to images")
+                    return Confidence(Score.PLAUSIBLE, f"{relpath_posix(x, root)} is a VOC <annotation>")
+        return Confidence(Score.NO, "no Annotations/*.xml and no <annotation> XML next to images")
 
     @property
     def task(self) -> str:

@@ -13,7 +13,7 @@ from cvft_data.errors import MalformedFileError, MissingImageError, SourceError
 from cvft_data.vocabulary import canonical_split
 
 from ._source import Source, open_source
-from .base import Confidence, Connector, ImageRecord, register
+from .base import Confidence, Connector, ImageRecord, Score, register
 from .coco import add_annotations, annotations_by_image, parse_categories
 
 #: ``weed: lolium rigidum``, ``crop: daucus carota``, ``weed: UNSPECIFIED``, ``weed: lolium perenne (growing point)``
@@ -86,13 +86,13 @@ class WeedAIConnector(Connector):
         try:
             src = open_source(root)
         except MalformedFileError:
-            return Confidence(0, "not a readable zip")
+            return Confidence(Score.NO, "not a readable zip")
         if root.is_file() and not str(root).lower().endswith(".zip"):
-            return Confidence(0, "not a folder or zip")
+            return Confidence(Score.NO, "not a folder or zip")
         name, kind = cls._find_json(src)
         if name:
-            return Confidence(0.85, f"{name}: Weed-AI {kind} layout")
-        return Confidence(0, "no weedcoco.json (nor coco.json + agcontext.json)")
+            return Confidence(Score.SPECIFIC, f"{name}: Weed-AI {kind} layout")
+        return Confidence(Score.NO, "no weedcoco.json (nor coco.json + agcontext.json)")
 
     def _load(self) -> dict:
         if self._doc is not None:

@@ -14,7 +14,7 @@ from cvft_data.errors import AnnotationError, MalformedFileError, SourceError, U
 from cvft_data.paths import inside, relpath_posix
 from cvft_data.vocabulary import canonical_split
 
-from .base import Confidence, Connector, ImageRecord, ObjectRecord, is_image_name, register, walk_files
+from .base import Confidence, Connector, ImageRecord, ObjectRecord, Score, is_image_name, register, walk_files
 
 _SPLIT_KEYS = ("train", "val", "validation", "valid", "test")
 
@@ -150,10 +150,10 @@ class YoloConnector(Connector):
             except yaml.YAMLError:
                 continue
             if isinstance(doc, dict) and "names" in doc and any(k in doc for k in _SPLIT_KEYS):
-                return Confidence(0.6, f"{y.name} has names and split entries")
+                return Confidence(Score.LIKELY, f"{y.name} has names and split entries")
         if root.is_dir() and (root / "obj.data").is_file() or (root.is_dir() and (root / "obj.names").is_file()):
-            return Confidence(0.6, "darknet obj.data / obj.names")
-        return Confidence(0, "no data.yaml with names and train/val, no obj.data or obj.names")
+            return Confidence(Score.LIKELY, "darknet obj.data / obj.names")
+        return Confidence(Score.NO, "no data.yaml with names and train/val, no obj.data or obj.names")
 
     # -- configuration -------------------------------------------------------------------------------
     def _resolve_entry(self, base: Path, entry: str, file: str) -> Path:

@@ -187,3 +187,27 @@ def test_cvft_json_sidecar(tmp_path):
     doc = json.loads((tmp_path / "ds" / "cvft.json").read_text())
     assert doc["schema_version"] == 1 and doc["source"]["connector"] == "coco"
     assert len(doc["content_hash"]) == 32 and doc["ledger"]["entries"] == 0
+
+
+def test_detection_refuses_to_break_a_tie_by_name(tmp_path, monkeypatch):
+    import connectors
+    from connectors.base import Confidence, Score
+    from cvft_data.errors import UsageError
+
+    class A:
+        name = "alpha"
+
+        @classmethod
+        def sniff(cls, root):
+            return Confidence(Score.STRUCTURE, "looks like alpha")
+
+    class B(A):
+        name = "beta"
+
+        @classmethod
+        def sniff(cls, root):
+            return Confidence(Score.STRUCTURE, "looks like beta")
+
+    monkeypatch.setattr(connectors, "registry", lambda: {"alpha": A, "beta": B})
+    with pytest.raises(UsageError, match=r"2 formats read .* equally well \(alpha: looks like alpha; beta: looks like"):
+        connectors.detect(tmp_path)
