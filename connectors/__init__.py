@@ -15,7 +15,19 @@ from pathlib import Path
 
 from cvft_data.errors import FormatDetectionError, UsageError
 
-from . import camera_traps, coco, cvat, folder, makesense, megadetector, roboflow, voc, weedai, yolo  # noqa: F401
+from . import (  # noqa: F401
+    camera_traps,
+    coco,
+    coco_camera_traps,
+    cvat,
+    folder,
+    makesense,
+    megadetector,
+    roboflow,
+    voc,
+    weedai,
+    yolo,
+)
 from .base import Confidence, Connector, ImageRecord, LedgerNote, ObjectRecord, Score, SegmentRecord, register, registry
 
 __all__ = ["Confidence", "Connector", "ImageRecord", "LedgerNote", "ObjectRecord", "SegmentRecord", "available",

@@ -1,8 +1,9 @@
 """Camera-trap archives: ``year/set/site/subsite`` trees with EXIF times, species sheets and
 MegaDetector output; and COCO Camera Traps JSON (LILA).
 
-Pure parsing: :func:`parse_layout`, :func:`layout_fields`, :func:`sequences`, :func:`clock_problems`,
-:func:`read_species_sheet`.
+Pure parsing: :func:`parse_layout`, :func:`layout_fields`, :func:`sequences`, :func:`clock_problems`;
+the species sheet in :mod:`connectors.species_sheet`, COCO Camera Traps in
+:mod:`connectors.coco_camera_traps`.
 """
 
 from __future__ import annotations
@@ -15,10 +16,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
 
 from cvft_data.errors import (
-    MalformedFileError,
-    MissingImageError,
-    SourceError,
-    UnknownClassError,
     UsageError,
 )
 from cvft_data.paths import relpath_posix
@@ -33,11 +30,10 @@ from .base import (
     Score,
     is_hidden,
     is_image_name,
-    read_prefix,
     register,
 )
-from .coco import _numbers, annotations_by_image
 from .megadetector import MdIndex, parse_megadetector, threshold_of
+from .species_sheet import DEFAULT_BLANKS, read_species_sheet
 
 DEFAULT_LAYOUT = "{year}/{set}/{site}/{subsite}"
 DEFAULT_SEQUENCE_GAP_S = 60.0
@@ -45,11 +41,6 @@ DEFAULT_SEQUENCE_GAP_S = 60.0
 #: folder being turned into records (bounded: results are small, but a folder can hold 100,000 images).
 EXIF_TASK_IMAGES = 64
 EXIF_TASKS_AHEAD = 16
-DEFAULT_BLANKS = ("", "none", "empty", "blank", "nothing", "no animal", "no animals", "null", "nan")
-_PATH_COLUMNS = ("relativepath", "relative_path", "path", "filepath", "file_path", "image_path")
-_FILE_COLUMNS = ("file", "filename", "file_name", "image", "image_name", "img")
-_SPECIES_COLUMNS = ("species", "common_name", "commonname", "label", "class", "animal", "taxon", "scientific_name")
-_SITE_COLUMNS = ("site", "site_id", "location", "camera", "station", "subsite")
 
 
 def parse_layout(pattern: str) -> list[str]:
@@ -98,74 +89,6 @@ def clock_problems(times: list[datetime | None], now: datetime) -> list[str | No
                 prev = t
         out.append(p)
     return out
-
-
-def _norm(s: Any) -> str:
-    return str(s).replace("\\", "/").strip().strip("/").lower() if s is not None else ""
-
-
-def _pick(columns: list[str], wanted: tuple[str, ...], explicit: str | None, what: str, file: str) -> str | None:
-    if explicit:
-        if explicit not in columns:
-            raise UsageError(f"{file}: no column {explicit!r} for the {what}; columns are {columns}")
-        return explicit
-    low = {c.lower().replace(" ", "_"): c for c in columns}
-    return next((low[w] for w in wanted if w in low), None)
-
-
-def read_species_sheet(path: Path, *, path_column=None, file_column=None, species_column=None, site_column=None,
-                       blanks=DEFAULT_BLANKS) -> tuple[str, dict[Any, list[str]], dict[Any, str]]:
-    """A species sheet (CSV or Excel) -> (key kind, {key: [species, ...]}, {key: row description}).
-
-    Keys are ``relpath`` (lower-cased relative path), ``site_file`` ((site, file name)) or ``file``.
-    A blank species (``blanks``) gives an empty list: a verified null image. Several rows, or a
-    cell with ``;``/``,``/``|``, give several species.
-    """
-    import polars as pl
-
-    name = path.name
-    try:
-        if path.suffix.lower() in (".xlsx", ".xls", ".xlsm", ".ods"):
-            df = pl.read_excel(path, infer_schema_length=0)
-        else:
-            df = pl.read_csv(path, infer_schema_length=0, truncate_ragged_lines=True)
-    except Exception as exc:  # polars raises many types; all mean "not a readable table"
-        raise MalformedFileError(f"cannot read the species sheet ({type(exc).__name__}: {exc})", file=str(path),
-                                 item=name, expected="a CSV or Excel table with a header row") from None
-    cols = df.columns
-    pcol = _pick(cols, _PATH_COLUMNS, path_column, "relative path", name)
-    fcol = _pick(cols, _FILE_COLUMNS, file_column, "file name", name)
-    scol = _pick(cols, _SPECIES_COLUMNS, species_column, "species", name)
-    site = _pick(cols, _SITE_COLUMNS, site_column, "site", name)
-    if scol is None:
-        raise MalformedFileError(f"no species column (looked for {', '.join(_SPECIES_COLUMNS)})", file=str(path),
-                                 item="header", expected="a species column, or --option species_column=NAME")
-    if pcol is None and fcol is None:
-        raise MalformedFileError(f"no file column (looked for {', '.join(_PATH_COLUMNS + _FILE_COLUMNS)})",
-                                 file=str(path), item="header", expected="a path or file-name column")
-    blank = {b.lower() for b in blanks}
-    entries: dict[Any, list[str]] = {}
-    where: dict[Any, str] = {}
-    if pcol and fcol and pcol != fcol:
-        kind = "relpath"
-        keys = [f"{_norm(d)}/{_norm(f)}".strip("/") for d, f in zip(df[pcol].to_list(), df[fcol].to_list())]
-    elif pcol and "/" in "".join(_norm(v) for v in df[pcol].to_list()[:1000]):
-        kind = "relpath"
-        keys = [_norm(v) for v in df[pcol].to_list()]
-    elif site:
-        kind = "site_file"
-        files = df[fcol or pcol].to_list()
-        keys = [(_norm(s), PurePosixPath(_norm(f)).name) for s, f in zip(df[site].to_list(), files)]
-    else:
-        kind = "file"
-        keys = [PurePosixPath(_norm(v)).name for v in df[fcol or pcol].to_list()]
-    for i, (key, sp) in enumerate(zip(keys, df[scol].to_list()), start=2):
-        names = [s.strip() for s in re.split(r"[;,|]", sp or "") if s.strip()]
-        names = [s for s in names if s.lower() not in blank]
-        lst = entries.setdefault(key, [])
-        lst.extend(s for s in names if s not in lst)
-        where.setdefault(key, f"{name} line {i}")
-    return kind, entries, where
 
 
 def _walk_dirs(root: Path) -> Iterator[tuple[Path, list[str]]]:
@@ -438,162 +361,3 @@ class CameraTrapConnector(Connector):
                      f"the sheet says {', '.join(species)}, MegaDetector found no animal above the threshold")
         rec.objects = objs
         rec.label_status = "labeled" if any(o.category in species for o in objs) else "unlabeled"
-
-
-@register
-class CocoCameraTrapsConnector(Connector):
-    """COCO Camera Traps JSON (LILA): string ids, ``location``, ``datetime``, ``seq_id``, category 0
-    ``empty``, image-level or box annotations, ``sequence_level_annotation``.
-
-    ::
-
-        root/
-        ├── dataset.json        {"images": [{"id": "...", "file_name", "location", "datetime", "seq_id"}],
-        └── <file_name>...       "annotations": [{"image_id", "category_id", "bbox"?}], "categories"}
-
-    ``location`` is the ``group`` (a split never mixes one location into train and test). With boxes
-    the dataset is a detection dataset; with image-level labels only, classification (multi-label
-    when an image has several). Labels that came from the sequence are listed in
-    ``meta.sequence_level`` so they can be told from image-level ones.
-    """
-
-    name = "coco_camera_traps"
-    summary = "COCO Camera Traps JSON (LILA: location, datetime, seq_id, empty category)"
-    options_help = {"images": "folder holding the images (default: the JSON's folder)"}
-
-    @classmethod
-    def _json(cls, root: Path) -> Path | None:
-        cands = [root] if root.is_file() else sorted(root.glob("*.json")) if root.is_dir() else []
-        for c in cands:
-            head = read_prefix(c, 65536)
-            if '"images"' in head and ('"seq_id"' in head or '"location"' in head or '"isempty"' in head
-                                       or '"seq_num_frames"' in head):
-                return c
-        return None
-
-    @classmethod
-    def sniff(cls, root: Path) -> Confidence:
-        j = cls._json(root)
-        return Confidence(Score.STRUCTURE, f"{j.name} has COCO Camera Traps keys") if j else \
-            Confidence(Score.NO, "no JSON with images carrying location/seq_id")
-
-    def __init__(self, root, **kwargs):
-        root = Path(root)
-        super().__init__(root.parent if root.is_file() else root, **kwargs)
-        self.file = self._json(root) if not root.is_file() else root
-        if self.file is None:
-            raise MalformedFileError("no COCO Camera Traps JSON", file=str(root), item=str(root),
-                                     expected="a JSON whose images have location/seq_id")
-        self.images_dir = Path(self.options.get("images", self.root))
-        self._doc = None
-
-    def _load(self) -> dict:
-        if self._doc is None:
-            self._doc = load_json(self.file)
-        return self._doc
-
-    def _cats(self) -> dict:
-        return {c["id"]: c["name"] for c in self._load().get("categories", [])}
-
-    @property
-    def task(self) -> str:
-        anns = self._load().get("annotations") or []
-        if any(a.get("bbox") or a.get("bbox_relative") for a in anns):
-            return "detection"
-        per: dict = defaultdict(set)
-        empty_ids = {k for k, v in self._cats().items() if str(v).lower() == "empty"}
-        for a in anns:
-            if a.get("category_id") not in empty_ids:
-                per[a.get("image_id")].add(a.get("category_id"))
-        return "multilabel" if any(len(v) > 1 for v in per.values()) else "classification"
-
-    def categories(self) -> list[str]:
-        cats = self._load().get("categories", [])
-        return [c["name"] for c in sorted(cats, key=lambda c: c["id"]) if str(c["name"]).lower() != "empty"]
-
-    def records(self) -> Iterator[ImageRecord]:
-        doc = self._load()
-        cats = self._cats()
-        names = set(self.categories())
-        fname = self.file.name
-        by_image = annotations_by_image(doc, file=fname, policy=self.policy)
-        task = self.task
-        for img in doc.get("images", []):
-            fn = str(img.get("file_name", "")).replace("\\", "/")
-            anns = by_image.get(img.get("id"), [])
-            try:
-                if not fn or fn.startswith("/") or ".." in PurePosixPath(fn).parts:
-                    raise MalformedFileError(f"file_name {fn!r} is not a relative path", file=fname,
-                                             item=str(img.get("id")), expected="a path inside the image folder")
-                path = self.images_dir / fn
-                if not path.is_file():
-                    raise MissingImageError(f"image {fn!r} not found", file=fname, item=fn,
-                                            expected=f"the file under {self.images_dir}")
-                if img.get("corrupt"):
-                    raise MalformedFileError("marked corrupt in the JSON", file=fname, item=fn,
-                                             expected="an image without corrupt: true")
-            except SourceError as exc:
-                self.policy.handle(exc, action="dropped_image", annotations=len(anns))
-                continue
-            meta: dict[str, Any] = {"cct": {k: v for k, v in img.items() if k not in ("file_name", "width", "height")}}
-            if img.get("location") is not None:
-                meta["site"] = str(img["location"])
-            if img.get("datetime"):
-                meta["datetime"] = _iso(img["datetime"])
-            if img.get("seq_id") is not None:
-                meta["sequence"] = str(img["seq_id"])
-            rec = ImageRecord(image_id=fn, path=path, group=meta.get("site"), meta=meta, source_file=fname,
-                              declared_size=(int(img["width"]), int(img["height"])) if img.get("width") and img.get("height") else None)
-            labels: list[str] = []
-            seq_level: list[str] = []
-            for a in anns:
-                cat = cats.get(a.get("category_id"))
-                if cat is None:
-                    self.policy.handle(UnknownClassError(f"category_id {a.get('category_id')} is not declared",
-                                                         file=fname, item=f"{fn}#annotation {a.get('id')}",
-                                                         expected="a declared category"), action="dropped_annotation")
-                    continue
-                if str(cat).lower() == "empty":
-                    continue
-                if a.get("sequence_level_annotation"):
-                    seq_level.append(cat)
-                bbox = _numbers(a.get("bbox"), 4)
-                rel_box = _numbers(a.get("bbox_relative"), 4)
-                if task == "detection":
-                    if bbox or rel_box:
-                        rec.objects.append(ObjectRecord(cat, bbox=tuple(bbox or rel_box), normalized=bbox is None,
-                                                        attributes={k: a[k] for k in ("count", "confidence")
-                                                                    if k in a}, ref=f"annotation {a.get('id')}"))
-                    else:
-                        rec.note("label_without_box", "kept", f"image-level {cat!r} in a detection dataset: in meta.labels")
-                        meta.setdefault("labels", []).append(cat)
-                elif cat not in labels:
-                    labels.append(cat)
-            if seq_level:
-                meta["sequence_level"] = sorted(set(seq_level))
-            has_empty = any(str(cats.get(a.get("category_id"), "")).lower() == "empty" for a in anns)
-            if task == "detection":
-                rec.label_status = "labeled" if rec.objects else ("empty" if has_empty or (anns and not meta.get("labels"))
-                                                                  else "unlabeled")
-            else:
-                labels = [x for x in labels if x in names]
-                if task == "classification":
-                    rec.label = labels[0] if labels else None
-                else:
-                    rec.labels = labels
-                rec.label_status = "labeled" if labels else ("empty" if has_empty else "unlabeled")
-            yield rec
-
-
-def _iso(value: Any) -> str | None:
-    s = str(value).strip()
-    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y:%m:%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S.%f",
-                "%d/%m/%Y %H:%M:%S", "%m/%d/%Y %H:%M"):
-        try:
-            return datetime.strptime(s[:26], fmt).isoformat()
-        except ValueError:
-            continue
-    try:
-        return datetime.fromisoformat(s).isoformat()
-    except ValueError:
-        return s

@@ -1,197 +1,36 @@
 """COCO instances (boxes, polygons, RLE, keypoints) and COCO panoptic.
 
-Pure parsing lives in :func:`parse_categories` and :func:`parse_annotation`; the connectors only
-find files and loop.
+Pure parsing lives in :mod:`connectors.coco_parse` (re-exported here); the connectors only find files
+and loop.
 """
 
 from __future__ import annotations
 
 import os
-import re
-from collections import defaultdict
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator
+from typing import Iterator
 
-from cvft_data import masks
-from cvft_data.boxes import polygon_area, polygons_bbox
 from cvft_data.errors import (
-    AnnotationError,
-    GeometryError,
     MalformedFileError,
     MissingImageError,
     SourceError,
     UnknownClassError,
 )
 from cvft_data.paths import inside, is_absolute_name, relpath_posix, safe_relative
-from cvft_data.vocabulary import canonical_split, is_split_name
 
 from ._json import load_json
-from .base import Confidence, Connector, ImageRecord, ObjectRecord, Score, SegmentRecord, read_prefix, register
-
-_STANDARD_ANN_KEYS = {"id", "image_id", "category_id", "bbox", "area", "iscrowd", "segmentation", "attributes",
-                      "keypoints", "num_keypoints"}
-_STANDARD_IMG_KEYS = {"file_name", "width", "height"}
-# Which annotation file wins when several describe the same split (instances carry the most).
-_PREFIX_PRIORITY = ("instances", "person_keypoints", "stuff")
-
-
-def split_of_file(path: Path) -> str:
-    """``instances_val2017.json`` -> ``validation``; ``train/_annotations.coco.json`` -> ``train``;
-    a file with no split in its name -> ``train``."""
-    if path.name.startswith("_annotations") and is_split_name(path.parent.name):
-        return canonical_split(path.parent.name)
-    token = path.stem.split("_")[-1]
-    m = re.fullmatch(r"(train|val|valid|validation|test|dev)(\d*)", token.lower())
-    if m:
-        return canonical_split(m.group(1))
-    return "train"
-
-
-def _split_token(path: Path) -> str:
-    if path.name.startswith("_annotations"):
-        return path.parent.name
-    return path.stem.split("_")[-1]
-
-
-def parse_categories(data: dict, file: str) -> list[dict]:
-    cats = data.get("categories")
-    if cats is None:
-        raise MalformedFileError("no 'categories' list", file=file, item="categories",
-                                 expected="a COCO document with images, annotations and categories")
-    out = []
-    for i, c in enumerate(cats):
-        if not isinstance(c, dict) or "id" not in c or "name" not in c:
-            raise MalformedFileError(f"category #{i} has no id or name", file=file, item=f"categories[{i}]",
-                                     expected='{"id": int, "name": str}')
-        out.append(c)
-    return out
-
-
-def _numbers(values: Any, n: int | None = None) -> list[float] | None:
-    if not isinstance(values, (list, tuple)) or (n is not None and len(values) != n):
-        return None
-    try:
-        return [float(v) for v in values]
-    except (TypeError, ValueError):
-        return None
-
-
-def parse_annotation(ann: dict, id_to_name: dict[Any, str], *, file: str, image_size: tuple[int, int] | None
-                     ) -> tuple[ObjectRecord, list[str]]:
-    """One COCO annotation -> :class:`ObjectRecord`, plus the names of fields it had to derive.
-
-    Raises :class:`AnnotationError` (or a subclass) when the annotation cannot be used.
-    """
-    ref = f"annotation {ann.get('id', '?')}"
-    if "category_id" not in ann or ann["category_id"] is None:
-        raise AnnotationError("annotation has no category_id", file=file, item=ref,
-                              expected="a category_id from the categories list")
-    cid = ann["category_id"]
-    if cid not in id_to_name:
-        raise UnknownClassError(f"category_id {cid} is not declared", file=file, item=ref,
-                                expected=f"one of the declared ids {sorted(id_to_name, key=str)}")
-    derived: list[str] = []
-    polygons: list[list[float]] = []
-    rle = None
-    seg = ann.get("segmentation")
-    if isinstance(seg, dict):
-        if "counts" not in seg or "size" not in seg:
-            raise GeometryError("RLE segmentation without counts/size", file=file, item=ref,
-                                expected='{"size": [h, w], "counts": ...}')
-        if image_size and [int(v) for v in seg["size"]] != [image_size[1], image_size[0]]:
-            raise GeometryError(f"RLE size {seg['size']} differs from the image size (h, w) "
-                                f"{[image_size[1], image_size[0]]}", file=file, item=ref,
-                                expected="an RLE over the whole image")
-        try:
-            rle = masks.to_compressed(seg)
-        except Exception as exc:
-            raise GeometryError(f"RLE does not decode: {exc}", file=file, item=ref,
-                                expected="a valid COCO RLE") from None
-    elif isinstance(seg, list):
-        for part in seg:
-            if part in ([], None):
-                continue  # "[[]]" and "[]" mean "box only"
-            nums = _numbers(part)
-            if nums is None or len(nums) < 6 or len(nums) % 2:
-                raise GeometryError(f"polygon with {len(part) if isinstance(part, list) else '?'} values",
-                                    file=file, item=ref, expected="at least 3 (x, y) pairs")
-            polygons.append(nums)
-    elif seg is not None:
-        raise GeometryError(f"segmentation of type {type(seg).__name__}", file=file, item=ref,
-                            expected="a list of polygons or an RLE dict")
-    bbox = _numbers(ann.get("bbox"), 4) if ann.get("bbox") not in (None, []) else None
-    if ann.get("bbox") not in (None, []) and bbox is None:
-        raise GeometryError(f"bbox {ann.get('bbox')!r} is not 4 numbers", file=file, item=ref,
-                            expected="[x, y, width, height]")
-    if bbox is None:
-        if polygons:
-            bbox = list(polygons_bbox(polygons))
-        elif rle is not None:
-            bbox = list(masks.bbox(rle))
-        else:
-            raise GeometryError("annotation has neither bbox nor segmentation", file=file, item=ref,
-                                expected="a bbox or a segmentation")
-        derived.append("bbox")
-    if bbox[2] <= 0 or bbox[3] <= 0:
-        raise GeometryError(f"degenerate box {bbox} (width or height <= 0)", file=file, item=ref,
-                            expected="a box with positive width and height")
-    area = ann.get("area")
-    if area is None:
-        area = masks.area(rle) if rle else (sum(polygon_area(p) for p in polygons) if polygons
-                                            else bbox[2] * bbox[3])
-        derived.append("area")
-    attributes: dict[str, Any] = dict(ann["attributes"]) if isinstance(ann.get("attributes"), dict) else {}
-    extras = {k: v for k, v in ann.items() if k not in _STANDARD_ANN_KEYS}
-    coco = {"id": ann.get("id"), **extras}
-    if "num_keypoints" in ann:
-        coco["num_keypoints"] = ann["num_keypoints"]
-    attributes["coco"] = coco
-    keypoints = _numbers(ann.get("keypoints")) if ann.get("keypoints") else None
-    obj = ObjectRecord(category=id_to_name[cid], bbox=tuple(bbox), polygons=polygons, rle=rle,
-                       iscrowd=bool(ann.get("iscrowd", 0)), area=float(area), attributes=attributes,
-                       keypoints=keypoints, ref=ref)
-    return obj, derived
-
-
-def annotations_by_image(doc: dict, *, file: str, policy) -> dict[Any, list[dict]]:
-    """COCO-family annotations grouped by ``image_id``; one whose image is not declared goes to
-    ``policy`` (dropped)."""
-    image_ids = {img.get("id") for img in doc.get("images") or [] if isinstance(img, dict)}
-    by_image: dict[Any, list[dict]] = defaultdict(list)
-    for ann in doc.get("annotations") or ():
-        iid = ann.get("image_id") if isinstance(ann, dict) else None
-        if iid not in image_ids:
-            ref = ann.get("id", "?") if isinstance(ann, dict) else "?"
-            policy.handle(AnnotationError(f"image_id {iid!r} is not in the images list", file=file,
-                                          item=f"annotation {ref}", expected="an image_id of a declared image"),
-                          action="dropped_annotation")
-            continue
-        by_image[iid].append(ann)
-    return by_image
-
-
-def add_annotations(rec: ImageRecord, anns: list[dict], id_to_name: dict[Any, str], *, file: str,
-                    policy) -> None:
-    """Parse ``anns`` into ``rec.objects`` (bad ones to ``policy``) and set ``rec.label_status``:
-    labeled, empty (no annotations: COCO's null image) or unlabeled (all of them dropped)."""
-    for ann in anns:
-        try:
-            obj, derived = parse_annotation(ann, id_to_name, file=file, image_size=rec.declared_size)
-        except SourceError as exc:
-            exc.item = f"{rec.image_id}#{exc.item}"
-            policy.handle(exc, action="dropped_annotation")
-            continue
-        if "bbox" in derived:
-            rec.note("bbox_derived", "derived", f"annotation {ann.get('id')}: bbox computed from its segmentation")
-        rec.objects.append(obj)
-    if rec.objects:
-        rec.label_status = "labeled"
-    elif anns:
-        rec.label_status = "unlabeled"  # it had annotations, none usable
-        rec.note("all_annotations_dropped", "unlabeled",
-                 f"all {len(anns)} annotations were dropped; the image is kept as unlabeled")
-    else:
-        rec.label_status = "empty"
+from .base import Confidence, Connector, ImageRecord, Score, SegmentRecord, read_prefix, register
+from .coco_parse import (  # noqa: F401 (re-exported: connectors.coco.parse_annotation...)
+    _PREFIX_PRIORITY,
+    _STANDARD_IMG_KEYS,
+    _numbers,
+    _split_token,
+    add_annotations,
+    annotations_by_image,
+    parse_annotation,
+    parse_categories,
+    split_of_file,
+)
 
 
 class _CocoBase(Connector):

@@ -161,3 +161,9 @@ def test_no_import_cycles():
         if node not in state:
             visit(node, [node])
     assert not cycles, cycles
+
+
+def test_modules_stay_small():
+    big = [f"{p.relative_to(ROOT)}: {n}" for p in project_files("cvft_data", "connectors", "cvft_train")
+           if (n := len(p.read_text(encoding="utf-8").splitlines())) > 450]
+    assert not big, f"modules over 450 lines (split them along their seams): {big}"
