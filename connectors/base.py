@@ -76,6 +76,9 @@ class Connector(ABC):
     summary: ClassVar[str]
     #: Options the connector accepts (name -> help), shown by ``cvft-ingest --list-formats``.
     options_help: ClassVar[dict[str, str]] = {}
+    #: options promoted to flags of cvft-ingest (``--species SHEET``): option -> argparse keywords
+    #: (``help`` defaults to ``options_help``); the CLI builds them from here, nothing is hard-coded
+    cli_flags: ClassVar[dict[str, dict[str, Any]]] = {}
     #: The builder's worker pool while it reads the records (None otherwise). A connector that reads
     #: every image's header while listing (camera-trap EXIF) submits those reads here, so they run
     #: on every core instead of in the main process (submit picklable, module-level functions only).

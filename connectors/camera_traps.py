@@ -139,6 +139,10 @@ class CameraTrapConnector(Connector):
         "species_column": "sheet column with the species", "site_column": "sheet column with the site",
     }
 
+    cli_flags = {"layout": {}, "species": {"metavar": "SHEET"}, "megadetector": {"metavar": "MD.json"},
+                 "md_threshold": {"type": float}, "group_by": {"choices": ("site", "subsite", "sequence")},
+                 "sequence_gap": {"type": float}}
+
     def __init__(self, root, **kwargs):
         super().__init__(root, **kwargs)
         self.fields = parse_layout(self.options.get("layout", DEFAULT_LAYOUT))

@@ -34,20 +34,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="connector option (repeatable), e.g. --option labelmap=labelmap.txt")
-    ct = p.add_argument_group("camera traps (--format camera-trap)")
-    ct.add_argument("--layout", help="folder pattern, default {year}/{set}/{site}/{subsite}")
-    ct.add_argument("--species", metavar="SHEET", help="species sheet (CSV or Excel)")
-    ct.add_argument("--megadetector", metavar="MD.json", help="MegaDetector batch output")
-    ct.add_argument("--md-threshold", type=float, help="MegaDetector confidence cut (default: the file's typical "
-                                                       "threshold, else 0.2)")
-    ct.add_argument("--group-by", choices=("site", "subsite", "sequence"), help="what must not straddle splits")
-    ct.add_argument("--sequence-gap", type=float, help="seconds between captures that start a new sequence (60)")
+    _connector_flags(p)
     p.add_argument("--roboflow-format", default="coco",
                    help="export format for roboflow:<workspace>/<project>/<version> sources (default coco)")
     p.add_argument("--weedai-url", help="Weed-AI base URL for weedai:<id> sources (default: Weed-AI's site, "
                                         "or CVFT_WEEDAI_URL)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
+
+
+def _connector_flags(p: argparse.ArgumentParser) -> list[str]:
+    """The flags connectors declare (``Connector.cli_flags``), one group per connector; returns the
+    option names (a flag two connectors declare is added once)."""
+    import connectors
+
+    names: list[str] = []
+    for name, cls in sorted(connectors.available().items()):
+        if not cls.cli_flags:
+            continue
+        group = p.add_argument_group(f"{cls.summary} (--format {name.replace('_', '-')})")
+        for option, kw in cls.cli_flags.items():
+            if option in names:
+                continue
+            names.append(option)
+            group.add_argument("--" + option.replace("_", "-"), dest=option,
+                               **{"help": cls.options_help.get(option, ""), **kw})
+    return names
 
 
 def _list_formats(src: str | None) -> int:
@@ -76,10 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         import cvft_data
 
         log_to_stderr(args.quiet)
-        options = {k: v for k, v in (("layout", args.layout), ("species", args.species),
-                                     ("megadetector", args.megadetector), ("md_threshold", args.md_threshold),
-                                     ("group_by", args.group_by), ("sequence_gap", args.sequence_gap))
-                   if v is not None}
+        options = {k: getattr(args, k) for k in _connector_flags(argparse.ArgumentParser())
+                   if getattr(args, k, None) is not None}
         for kv in args.option:
             if "=" not in kv:
                 raise UsageError(f"--option {kv!r}: expected KEY=VALUE")
