@@ -10,7 +10,14 @@ from typing import Any, Iterator
 
 import yaml
 
-from cvft_data.errors import AnnotationError, MalformedFileError, SourceError, UnknownClassError, UsageError
+from cvft_data.errors import (
+    AnnotationError,
+    MalformedFileError,
+    MissingImageError,
+    SourceError,
+    UnknownClassError,
+    UsageError,
+)
 from cvft_data.paths import inside, relpath_posix
 from cvft_data.vocabulary import canonical_split
 
@@ -271,10 +278,13 @@ class YoloConnector(Connector):
         names, splits, kpt_dims = self._configure()
         task = self.task
         for split, images in splits:
+            used: set[Path] = set()
             for img in images:
                 image_id = relpath_posix(img, self.root)
                 rec = ImageRecord(image_id=image_id, path=img, split=split)
                 lp, lines = self._label_lines(img)
+                if lp is not None:
+                    used.add(lp)
                 rec.source_file = relpath_posix(lp, self.root) if lp else None
                 for i, line in enumerate(lines):
                     try:
@@ -297,3 +307,19 @@ class YoloConnector(Connector):
                 else:
                     rec.label_status = "empty"   # no label file, or an empty one: a background image
                 yield rec
+            self._orphan_labels(images, used)
+
+    def _orphan_labels(self, images: list[Path], used: set[Path]) -> None:
+        """Label files in a split's ``labels/`` folders whose image is missing: their annotations
+        would be lost without a word, so they are a missing image (raised, or ledgered under skip)."""
+        dirs = {label_path_for(img)[0].parent for img in images if "/images/" in img.as_posix()}
+        for d in sorted(dirs):
+            for lp in sorted(d.glob("*.txt")):
+                if lp in used or lp.name.lower() in ("classes.txt", "labels.txt"):
+                    continue
+                lines = [ln for ln in lp.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+                rel = relpath_posix(lp, self.root)
+                images_dir = rel.replace("labels/", "images/", 1).rsplit("/", 1)[0]
+                self.policy.handle(MissingImageError(f"label file {rel} has no image", file=rel, item=lp.stem,
+                                                     expected=f"an image named {lp.stem}.<jpg|png|...> in {images_dir}"),
+                                   action="dropped_image", annotations=len(lines))

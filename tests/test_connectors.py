@@ -211,3 +211,21 @@ def test_detection_refuses_to_break_a_tie_by_name(tmp_path, monkeypatch):
     monkeypatch.setattr(connectors, "registry", lambda: {"alpha": A, "beta": B})
     with pytest.raises(UsageError, match=r"2 formats read .* equally well \(alpha: looks like alpha; beta: looks like"):
         connectors.detect(tmp_path)
+
+
+def test_a_yolo_label_file_without_its_image_is_not_lost_silently(tmp_path):
+    """Labels whose image is gone were skipped without a word: the connector walked the images."""
+    import cvft_data
+    from builders import make_yolo
+    from cvft_data.errors import MissingImageError
+
+    root = make_yolo(tmp_path / "src")
+    label = next(p for p in sorted((root / "labels").rglob("*.txt")) if p.read_text().strip())
+    image = next((root / "images").rglob(label.stem + ".*"))
+    image.unlink()
+    with pytest.raises(MissingImageError, match=f"label file .*{label.name} has no image"):
+        cvft_data.ingest(root, tmp_path / "ds")
+    info = cvft_data.ingest(root, tmp_path / "ds2", on_error="skip")
+    entry = next(e for e in cvft_data.read_ledger(tmp_path / "ds2") if e.item == label.stem)
+    assert entry.action == "dropped_image" and entry.annotations == len(label.read_text().split("\n")) - 1
+    assert info["ledger"]["annotations_dropped"] >= entry.annotations
