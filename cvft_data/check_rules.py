@@ -1,0 +1,172 @@
+"""The checks, one small function each over the shared :class:`~cvft_data.check_facts.Facts`,
+registered in :data:`RULES` in the order they run. A new check is one function with ``@rule``
+and one line in :data:`cvft_data.checks.CHECKS`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Callable
+
+from .check_facts import Facts, Finding
+from .store import column
+
+Rule = Callable[[Facts, "CheckOptions"], list[Finding]]  # noqa: F821 (CheckOptions: cvft_data.checks)
+RULES: list[Rule] = []
+
+
+def rule(fn: Rule) -> Rule:
+    RULES.append(fn)
+    return fn
+
+
+_finding = Finding
+
+
+@rule
+def check_class_balance(facts: Facts, opts) -> list:
+    names, out = facts.names, []
+    total: Counter = sum(facts.class_images.values(), Counter())
+    for split, counter in facts.class_images.items():
+        low = [names[c] for c in range(len(names)) if 0 < counter[c] < opts.min_images_per_class]
+        if low:
+            out.append(_finding("class_balance", "warning",
+                                f"{split}: {len(low)} of {len(names)} classes have fewer than "
+                                f"{opts.min_images_per_class} images: " + ", ".join(
+                                    f"{n} ({counter[names.index(n)]})" for n in low[:10]),
+                                details={"split": split, "classes": {n: counter[names.index(n)] for n in low}}))
+    used = [c for c in range(len(names)) if total[c]]
+    if len(used) > 1:
+        ratio = max(total[c] for c in used) / min(total[c] for c in used)
+        facts.stats["imbalance_ratio"] = ratio
+        if ratio > opts.max_imbalance_ratio:
+            big = max(used, key=lambda c: total[c])
+            small = min(used, key=lambda c: total[c])
+            out.append(_finding("class_balance", "warning",
+                                f"imbalance ratio {ratio:.1f}: {names[big]} has {total[big]} images, "
+                                f"{names[small]} {total[small]}; use class weights or a balanced sampler",
+                                details={"ratio": ratio}))
+    unused = [names[c] for c in range(len(names)) if not total[c]]
+    if unused:
+        out.append(_finding("unused_class", "warning", f"{len(unused)} declared classes are never used: "
+                            + ", ".join(unused[:20]), details={"classes": unused}))
+    return out
+
+
+@rule
+def check_null_images(facts: Facts, opts) -> list:
+    out = []
+    shares = {s: v["null_share"] for s, v in facts.stats["splits"].items() if v["images"]}
+    if facts.task != "panoptic":
+        for s, share in shares.items():
+            if share == 0:
+                out.append(_finding("null_images", "warning",
+                                    f"{s} has no null (empty) images: the model never sees the background alone",
+                                    details={"split": s}))
+        if len(shares) > 1 and max(shares.values()) - min(shares.values()) > opts.null_share_tolerance:
+            out.append(_finding("null_images", "warning", "null shares differ across splits: " + ", ".join(
+                f"{s} {v:.0%}" for s, v in shares.items()), details={"shares": shares}))
+    return out
+
+
+@rule
+def check_unlabeled(facts: Facts, opts) -> list:
+    if not facts.unlabeled:
+        return []
+    return [_finding("unlabeled", "warning", f"{len(facts.unlabeled)} images have no annotation at all "
+                     "(neither labelled nor verified empty)", image_ids=facts.unlabeled)]
+
+
+@rule
+def check_leakage(facts: Facts, opts) -> list:
+    out = []
+    leaked = sorted(i for i, s in facts.image_splits.items() if len(s) > 1)
+    if leaked:
+        out.append(_finding("leakage", "error", f"{len(leaked)} images are in more than one split",
+                            image_ids=leaked, details={"kind": "image_id"}))
+    groups = {g: sorted(s) for g, s in facts.group_splits.items() if len(s) > 1}
+    if groups:
+        out.append(_finding("leakage", "error", f"{len(groups)} groups straddle splits: " + ", ".join(
+            f"{g} ({'/'.join(s)})" for g, s in list(groups.items())[:10]), details={"kind": "group", "groups": groups}))
+    return out
+
+
+@rule
+def check_geometry(facts: Facts, opts) -> list:
+    return [_finding(name, sev, f"{len(refs)} {text}", image_ids=refs)
+            for name, refs, sev, text in (
+                ("box_degenerate", facts.degenerate, "error", "boxes with zero or negative size"),
+                ("box_tiny", facts.tiny, "warning", f"boxes with a side under {opts.min_box_side} px"),
+                ("box_out_of_bounds", facts.out_of_bounds, "error", "boxes leave the image"),
+                ("empty_mask", facts.empty_masks, "warning", "masks or polygons with no area"))
+            if refs]
+
+
+@rule
+def check_decoded(facts: Facts, opts) -> list:
+    """The decode pass (skipped with ``decode=False``): corrupt files, exact and near duplicates."""
+    if not opts.decode:
+        return []
+    from .imagescan import scan_dataset
+
+    dsd, out = facts.dataset, []
+    scans = scan_dataset(facts.path, {s: len(dsd[s]) for s in dsd}, workers=opts.workers)
+    ids = {s: column(dsd[s], "image_id") for s in dsd}
+    corrupt = [(ids[s][i], r.error) for s in dsd for i, r in enumerate(scans[s]) if r.error]
+    if corrupt:
+        out.append(_finding("corrupt_image", "error", f"{len(corrupt)} images do not decode: "
+                            + "; ".join(f"{i}: {e}" for i, e in corrupt[:3]),
+                            image_ids=[i for i, _ in corrupt], details={"errors": dict(corrupt)}))
+    by_hash: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for s in dsd:
+        for i, r in enumerate(scans[s]):
+            by_hash[r.xxh3].append((s, ids[s][i]))
+    exact_clusters = [v for v in by_hash.values() if len(v) > 1]
+    for cluster in exact_clusters:
+        splits = sorted({s for s, _ in cluster})
+        out.append(_finding("leakage" if len(splits) > 1 else "duplicate", "error" if len(splits) > 1 else "warning",
+                            f"{len(cluster)} byte-identical images" + (
+                                f" across {'/'.join(splits)}" if len(splits) > 1 else f" in {splits[0]}"),
+                            image_ids=[i for _, i in cluster], details={"kind": "exact_duplicate", "splits": splits}))
+    exact_sets = [{i for _, i in c} for c in exact_clusters]
+    items = [(s, ids[s][i], r.dhash) for s in dsd for i, r in enumerate(scans[s]) if r.dhash is not None]
+    for cluster in hamming_groups(items, opts.near_duplicate_distance):
+        members = {i for _, i, _ in cluster}
+        if any(members <= e for e in exact_sets):
+            continue  # already reported as exact duplicates
+        splits = sorted({s for s, _, _ in cluster})
+        out.append(_finding("near_duplicate", "error" if len(splits) > 1 else "warning",
+                            f"{len(cluster)} near-identical images (perceptual hash within "
+                            f"{opts.near_duplicate_distance} bits)" + (
+                                f" across {'/'.join(splits)}" if len(splits) > 1 else f" in {splits[0]}"),
+                            image_ids=sorted(members), details={"splits": splits}))
+    return out
+
+
+def hamming_groups(items: list[tuple[str, str, int]], max_distance: int) -> list[list[tuple[str, str, int]]]:
+    """Clusters of (split, image_id, dhash) within ``max_distance`` bits, found through 8 bands of
+    8 bits: two hashes within 7 bits share at least one band exactly (pigeonhole), so only
+    band-mates are compared."""
+    parent = list(range(len(items)))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    buckets: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for idx, (_, _, h) in enumerate(items):
+        for band in range(8):
+            buckets[(band, (h >> (8 * band)) & 0xFF)].append(idx)
+    for members in buckets.values():
+        if len(members) > 2000:  # a flat colour band: too common to mean anything
+            continue
+        for a_i, a in enumerate(members):
+            for b in members[a_i + 1:]:
+                if find(a) != find(b) and bin(items[a][2] ^ items[b][2]).count("1") <= max_distance:
+                    parent[find(a)] = find(b)
+    clusters: dict[int, list] = defaultdict(list)
+    for idx in range(len(items)):
+        clusters[find(idx)].append(items[idx])
+    return [c for c in clusters.values() if len(c) > 1]
