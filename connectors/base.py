@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Iterator
 
 from cvft_data.imageinfo import IMAGE_EXTENSIONS
-from cvft_data.ledger import ErrorPolicy, PolicyName, as_policy
+from cvft_data.ledger import ErrorPolicy, IngestContext, PolicyName
 from cvft_data.records import ImageRecord, LedgerNote, ObjectRecord, SegmentRecord  # noqa: F401 (re-exported)
 
 
@@ -79,20 +79,33 @@ class Connector(ABC):
     #: options promoted to flags of cvft-ingest (``--species SHEET``): option -> argparse keywords
     #: (``help`` defaults to ``options_help``); the CLI builds them from here, nothing is hard-coded
     cli_flags: ClassVar[dict[str, dict[str, Any]]] = {}
-    #: The builder's worker pool while it reads the records (None otherwise). A connector that reads
-    #: every image's header while listing (camera-trap EXIF) submits those reads here, so they run
-    #: on every core instead of in the main process (submit picklable, module-level functions only).
-    executor: Executor | None = None
-
-    def __init__(self, root: str | os.PathLike, *, on_error: PolicyName | ErrorPolicy = "raise", **options: Any):
+    def __init__(self, root: str | os.PathLike, *, context: IngestContext | None = None,
+                 on_error: PolicyName | ErrorPolicy = "raise", **options: Any):
+        """``context`` (made once by the ingest, see :class:`~cvft_data.ledger.IngestContext`), or
+        ``on_error`` and options to make one from."""
         self.root = Path(root)
-        self.policy = as_policy(on_error)
-        unknown = set(options) - set(self.options_help)
+        self.context = context if context is not None else IngestContext.make(on_error, **options)
+        unknown = set(self.context.options) - set(self.options_help)
         if unknown:
             from cvft_data.errors import UsageError
             raise UsageError(f"connector {self.name!r} does not take option(s) {sorted(unknown)}; "
                              f"it takes {sorted(self.options_help) or 'none'}")
-        self.options = options
+
+    @property
+    def policy(self) -> ErrorPolicy:
+        """Raise or skip-and-ledger (the context's)."""
+        return self.context.policy
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return self.context.options
+
+    @property
+    def executor(self) -> Executor | None:
+        """The builder's worker pool while it reads the records (None otherwise). A connector that
+        reads every image's header while listing (camera-trap EXIF) submits those reads here, so
+        they run on every core instead of in the main process (picklable, module-level functions)."""
+        return self.context.executor
 
     @classmethod
     @abstractmethod

@@ -12,8 +12,8 @@ Example:
     >>> import connectors, tempfile, pathlib
     >>> from cvft_data.sample import write_coco_sample
     >>> tmp = pathlib.Path(tempfile.mkdtemp())
-    >>> conn = connectors.get("coco")(write_coco_sample(tmp / "src", n_images=5))
-    >>> info = build_dataset(conn, tmp / "ds", BuildOptions(on_error="skip", max_side=64))
+    >>> conn = connectors.get("coco")(write_coco_sample(tmp / "src", n_images=5), on_error="skip")
+    >>> info = build_dataset(conn, tmp / "ds", BuildOptions(max_side=64))
     >>> info["images"], info["splits"]["train"]["images"]
     ({'storage': 'embedded', 'max_side': 64}, 4)
 """
@@ -31,7 +31,7 @@ import sys
 import time
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -57,9 +57,10 @@ PREFETCH_IMAGES = 32
 
 @dataclass
 class BuildOptions:
-    """How to build. ``workers=0`` means one per CPU core; 1 writes in this process."""
+    """How to build. ``workers=0`` means one per CPU core; 1 writes in this process. ``on_error``
+    is the connector's policy (left None, or the same)."""
 
-    on_error: str = "raise"
+    on_error: str | None = None
     reference: bool = False
     max_side: int | None = None
     split_ratios: dict[str, float] | None = None
@@ -186,7 +187,11 @@ def build_dataset(connector, out: str | os.PathLike, options: BuildOptions | Non
     out = Path(out)
     if out.exists() and not opts.overwrite:
         raise UsageError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
-    connector.policy = ErrorPolicy(opts.on_error, connector.policy.ledger)
+    policy = connector.policy.name   # the connector's context was made once; it is never swapped
+    if opts.on_error not in (None, policy):
+        raise UsageError(f"the connector was made with on_error={policy!r}, the build asks for {opts.on_error!r}; "
+                         "make the connector with the policy the build should use")
+    opts = replace(opts, on_error=policy)
     class_names = connector.categories()
     if len(set(class_names)) != len(class_names):
         dupes = sorted(n for n, c in Counter(class_names).items() if c > 1)
@@ -197,11 +202,11 @@ def build_dataset(connector, out: str | os.PathLike, options: BuildOptions | Non
 
     workers = opts.workers or os.cpu_count() or 1
     pool = _start_pool(workers) if workers > 1 else None  # its start-up overlaps the first pass
-    connector.executor = pool  # header reads while listing (camera-trap EXIF) run on the workers too
+    connector.context.executor = pool  # header reads while listing (camera-trap EXIF) run on the workers too
     try:
         return _build(connector, out, opts, on_progress, class_names, task, setup_entries, ctx, workers, pool)
     finally:
-        connector.executor = None
+        connector.context.executor = None
         release_arenas()  # shards written in this process: do not keep their buffers after the build
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)

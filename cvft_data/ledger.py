@@ -21,7 +21,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Any, Iterable, Literal
 
 from .errors import SourceError, UsageError
 
@@ -145,3 +145,22 @@ class ErrorPolicy:
 
 def as_policy(on_error: PolicyName | ErrorPolicy) -> ErrorPolicy:
     return on_error if isinstance(on_error, ErrorPolicy) else ErrorPolicy(on_error)
+
+
+@dataclass
+class IngestContext:
+    """What an ingest hands its connector, made once and never swapped: the error policy (and its
+    ledger), the connector's options, and while the builder lists records, its worker pool.
+
+    >>> ctx = IngestContext.make("skip", threshold="0.3")
+    >>> ctx.policy.skipping, ctx.options
+    (True, {'threshold': '0.3'})
+    """
+
+    policy: ErrorPolicy
+    options: dict = field(default_factory=dict)
+    executor: Any = None   # a concurrent.futures.Executor while the builder lists records
+
+    @classmethod
+    def make(cls, on_error: PolicyName | ErrorPolicy = "raise", **options: Any) -> IngestContext:
+        return cls(as_policy(on_error), dict(options))

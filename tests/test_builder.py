@@ -185,3 +185,20 @@ def test_png_and_other_formats_are_kept_as_they_are(tmp_path):
     ds = cvft_data.load(tmp_path / "ds")["train"].cast_column("image", HFImage(decode=False))
     formats = {r["image_id"]: Image.open(io.BytesIO(r["image"]["bytes"])).format for r in ds}
     assert formats == {"a/x.png": "PNG", "a/y.webp": "WEBP"}
+
+
+def test_the_connector_context_is_made_once_and_never_swapped(tmp_path):
+    import connectors
+    from cvft_data.builder import BuildOptions, build_dataset
+    from cvft_data.errors import UsageError
+    from cvft_data.ledger import IngestContext
+    from cvft_data.sample import write_coco_sample
+
+    src = write_coco_sample(tmp_path / "src", n_images=4)
+    ctx = IngestContext.make("skip")
+    conn = connectors.get("coco")(src, context=ctx)
+    policy = conn.policy
+    build_dataset(conn, tmp_path / "ds", BuildOptions())
+    assert conn.policy is policy and conn.context is ctx and conn.executor is None
+    with pytest.raises(UsageError, match="made with on_error='raise', the build asks for 'skip'"):
+        build_dataset(connectors.get("coco")(src), tmp_path / "ds2", BuildOptions(on_error="skip"))
