@@ -79,11 +79,16 @@ class Connector(ABC):
     #: options promoted to flags of cvft-ingest (``--species SHEET``): option -> argparse keywords
     #: (``help`` defaults to ``options_help``); the CLI builds them from here, nothing is hard-coded
     cli_flags: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: True for formats whose source may be named by its annotation file (``md.json``, a makesense
+    #: export): the root is then the file's folder, and :attr:`given` the file itself
+    accepts_file: ClassVar[bool] = False
+
     def __init__(self, root: str | os.PathLike, *, context: IngestContext | None = None,
                  on_error: PolicyName | ErrorPolicy = "raise", **options: Any):
         """``context`` (made once by the ingest, see :class:`~cvft_data.ledger.IngestContext`), or
         ``on_error`` and options to make one from."""
-        self.root = Path(root)
+        self.given = Path(root)
+        self.root = self.given.parent if self.accepts_file and self.given.is_file() else self.given
         self.context = context if context is not None else IngestContext.make(on_error, **options)
         unknown = set(self.context.options) - set(self.options_help)
         if unknown:
@@ -106,6 +111,29 @@ class Connector(ABC):
         reads every image's header while listing (camera-trap EXIF) submits those reads here, so
         they run on every core instead of in the main process (picklable, module-level functions)."""
         return self.context.executor
+
+    def find_image(self, name: str, folder: Path, *, file: str, annotations: int = 0,
+                   expected: str | None = None, within: Path | None = None) -> Path | None:
+        """The image an annotation file calls ``name`` (relative to ``folder``, case-insensitive), or
+        None after the policy raised or ledgered why not: a name that escapes the source, a file
+        that is not there, a symlink that leads out of the source (``within``: the folder the user
+        named for the images, default the source root)."""
+        from cvft_data.errors import MissingImageError, SourceError, UnsafePathError
+        from cvft_data.paths import inside, safe_relative
+
+        try:
+            rel = safe_relative(name, file=file, item=name)
+            path = find_case_insensitive(folder / rel.parent, rel.name)
+            if path is None:
+                raise MissingImageError(f"image {name!r} not found", file=file, item=name,
+                                        expected=expected or f"the file {name} in {folder}")
+            if not inside(within or self.root, path):
+                raise UnsafePathError(f"image {name!r} is a link that leads out of the source", file=file, item=name,
+                                      expected="an image inside the source folder")
+        except SourceError as exc:
+            self.policy.handle(exc, action="dropped_image", annotations=annotations)
+            return None
+        return path
 
     @classmethod
     @abstractmethod

@@ -39,6 +39,7 @@ class CocoCameraTrapsConnector(Connector):
     """
 
     name = "coco_camera_traps"
+    accepts_file = True
     summary = "COCO Camera Traps JSON (LILA: location, datetime, seq_id, empty category)"
     options_help = {"images": "folder holding the images (default: the JSON's folder)"}
 
@@ -60,7 +61,7 @@ class CocoCameraTrapsConnector(Connector):
 
     def __init__(self, root, **kwargs):
         root = Path(root)
-        super().__init__(root.parent if root.is_file() else root, **kwargs)
+        super().__init__(root, **kwargs)
         self.file = self._json(root) if not root.is_file() else root
         if self.file is None:
             raise MalformedFileError("no COCO Camera Traps JSON", file=str(root), item=str(root),

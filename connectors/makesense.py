@@ -84,6 +84,7 @@ class MakesenseConnector(Connector):
     """
 
     name = "makesense"
+    accepts_file = True
     summary = "makesense.ai export (rect CSV, YOLO zip, VOC zip, COCO JSON) beside its images"
     options_help = {"images": "folder holding the images (default: the export's folder)",
                     "classes": "comma-separated class names, in makesense's label order (YOLO zip)",
@@ -93,7 +94,7 @@ class MakesenseConnector(Connector):
     def __init__(self, root, **kwargs):
         root = Path(root)
         export = root if root.is_file() else None
-        super().__init__(root.parent if root.is_file() else root, **kwargs)
+        super().__init__(root, **kwargs)
         self.export = export or self._find_export(self.root)
         self.images_dir = Path(self.options["images"]) if "images" in self.options else self.root
         self._parsed: tuple[list[str], dict[str, tuple]] | None = None

@@ -124,6 +124,7 @@ class MegaDetectorConnector(Connector):
     """
 
     name = "megadetector"
+    accepts_file = True
     summary = "images + MegaDetector batch output (animal/person/vehicle boxes)"
     options_help = {"megadetector": "the MD output JSON (default: the one JSON in the root)",
                     "threshold": f"detection confidence cut (default: the file's typical threshold, else {DEFAULT_THRESHOLD})",
@@ -147,7 +148,7 @@ class MegaDetectorConnector(Connector):
 
     def __init__(self, root, **kwargs):
         root = Path(root)
-        super().__init__(root.parent if root.is_file() else root, **kwargs)
+        super().__init__(root, **kwargs)
         self.md_file = Path(self.options["megadetector"]) if "megadetector" in self.options else self._json(root)
         if self.md_file is None:
             raise MalformedFileError("no MegaDetector output found", file=str(root), item=str(root),

@@ -261,14 +261,9 @@ class RoboflowCreateMLConnector(Connector):
         for split, f, entries in self._parse():
             fname = relpath_posix(f, self.root)
             for name, objs in entries:
-                try:
-                    rel = safe_relative(name, file=fname, item=name)
-                    path = find_case_insensitive(f.parent / rel.parent, rel.name)
-                    if path is None:
-                        raise MissingImageError(f"image {name!r} not found", file=fname, item=name,
-                                                expected=f"{relpath_posix(f.parent, self.root)}/{name}")
-                except SourceError as exc:
-                    self.policy.handle(exc, action="dropped_image", annotations=len(objs))
+                path = self.find_image(name, f.parent, file=fname, annotations=len(objs),
+                                       expected=f"{relpath_posix(f.parent, self.root)}/{name}")
+                if path is None:
                     continue
                 rec = ImageRecord(image_id=relpath_posix(path, self.root), path=path, split=split, source_file=fname,
                                   objects=objs, label_status="labeled" if objs else "empty")
@@ -360,6 +355,7 @@ class RoboflowCsvConnector(Connector):
     """
 
     name = "roboflow_csv"
+    accepts_file = True
     summary = "object-detection CSV (filename, class, xmin, ymin, xmax, ymax)"
     options_help = {"images": "folder holding the images (default: the CSV's folder)"}
 
@@ -381,7 +377,7 @@ class RoboflowCsvConnector(Connector):
     def __init__(self, root, **kwargs):
         root = Path(root)
         self._files = self._csvs(root)
-        super().__init__(root.parent if root.is_file() else root, **kwargs)
+        super().__init__(root, **kwargs)
         self._rows: list | None = None
 
     @property
@@ -424,16 +420,10 @@ class RoboflowCsvConnector(Connector):
                     ObjectRecord(r[cols["class"]], bbox=box, ref=f"line {i}"))
             for name in sorted(by_image):
                 objs = by_image[name]
-                try:
-                    rel = safe_relative(name, file=fname, item=name)
-                    base = images_dir or f.parent
-                    path = find_case_insensitive(base / rel.parent, rel.name)
-                    if path is None:
-                        raise MissingImageError(f"image {name!r} not found", file=fname, item=name,
-                                                expected=f"the file {name} in {base}")
-                except SourceError as exc:
-                    self.policy.handle(exc, action="dropped_image", annotations=len(objs))
+                path = self.find_image(name, images_dir or f.parent, file=fname, annotations=len(objs), within=images_dir)
+                if path is None:
                     continue
+                rel = safe_relative(name, file=fname, item=name)
                 yield ImageRecord(image_id=relpath_posix(path, self.root) if not images_dir else rel.as_posix(),
                                   path=path, split=split, objects=objs, label_status="labeled", source_file=fname)
 

@@ -336,3 +336,21 @@ def test_makesense_voc_zip_with_an_entity_is_refused_clearly(tmp_path, on_error)
         cvft_data.ingest(src, tmp_path / "ds", on_error="skip")
         assert any(e.reason == "malformed_file" and "a.xml" in (e.file or "") + e.item
                    for e in cvft_data.read_ledger(tmp_path / "ds"))
+
+
+def test_an_image_symlink_leading_out_of_a_roboflow_export_is_refused(tmp_path):
+    """find_image (the connector base) refuses a symlink out of the source, under raise and skip."""
+    from builders import write_image
+    from cvft_data.errors import UnsafePathError
+
+    outside = write_image(tmp_path / "secret" / "x.jpg")
+    src = tmp_path / "src"
+    write_image(src / "a.jpg")
+    (src / "b.jpg").symlink_to(outside)
+    (src / "_annotations.csv").write_text("filename,width,height,class,xmin,ymin,xmax,ymax\n"
+                                          "a.jpg,24,16,cat,1,1,5,5\nb.jpg,24,16,cat,1,1,5,5\n")
+    with pytest.raises(UnsafePathError, match="leads out of the source"):
+        cvft_data.ingest(src, tmp_path / "ds")
+    info = cvft_data.ingest(src, tmp_path / "ds2", on_error="skip")
+    assert info["splits"]["train"]["images"] == 1
+    assert [e.item for e in cvft_data.read_ledger(tmp_path / "ds2")] == ["b.jpg"]
