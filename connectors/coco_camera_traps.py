@@ -6,13 +6,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Iterator
 
 from cvft_data.errors import (
     MalformedFileError,
-    MissingImageError,
-    SourceError,
     UnknownClassError,
 )
 
@@ -103,19 +101,14 @@ class CocoCameraTrapsConnector(Connector):
         for img in doc.get("images", []):
             fn = str(img.get("file_name", "")).replace("\\", "/")
             anns = by_image.get(img.get("id"), [])
-            try:
-                if not fn or fn.startswith("/") or ".." in PurePosixPath(fn).parts:
-                    raise MalformedFileError(f"file_name {fn!r} is not a relative path", file=fname,
-                                             item=str(img.get("id")), expected="a path inside the image folder")
-                path = self.images_dir / fn
-                if not path.is_file():
-                    raise MissingImageError(f"image {fn!r} not found", file=fname, item=fn,
-                                            expected=f"the file under {self.images_dir}")
-                if img.get("corrupt"):
-                    raise MalformedFileError("marked corrupt in the JSON", file=fname, item=fn,
-                                             expected="an image without corrupt: true")
-            except SourceError as exc:
-                self.policy.handle(exc, action="dropped_image", annotations=len(anns))
+            path = self.find_image(fn, self.images_dir, file=fname, annotations=len(anns),
+                                   expected=f"the file under {self.images_dir}", within=self.images_dir)
+            if path is None:
+                continue
+            if img.get("corrupt"):
+                self.policy.handle(MalformedFileError("marked corrupt in the JSON", file=fname, item=fn,
+                                                      expected="an image without corrupt: true"),
+                                   action="dropped_image", annotations=len(anns))
                 continue
             meta: dict[str, Any] = {"cct": {k: v for k, v in img.items() if k not in ("file_name", "width", "height")}}
             if img.get("location") is not None:

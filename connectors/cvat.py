@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Iterator
 from xml.etree.ElementTree import Element
 
@@ -19,6 +19,7 @@ from cvft_data.errors import (
     SourceError,
     UnknownClassError,
 )
+from cvft_data.paths import safe_relative
 from cvft_data.vocabulary import canonical_split, is_split_name
 
 from ._source import Source, open_source
@@ -255,10 +256,7 @@ class CvatConnector(Connector):
             return None
 
     def _image_file(self, name: str, subset: str | None) -> str | None:
-        rel = PurePosixPath(name.replace("\\", "/"))
-        if rel.is_absolute() or ".." in rel.parts:
-            raise SourceError(f"image name {name!r} escapes the dataset root", item=name,
-                              expected="a relative image name")
+        rel = safe_relative(name, item=name)   # an UnsafePathError, like every connector
         cands = ([f"images/{subset}/{rel}"] if subset else []) + [f"images/{rel}", str(rel)]
         for c in cands:
             hit = self.source.find(c)

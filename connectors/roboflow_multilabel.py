@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from cvft_data.errors import AnnotationError, MissingImageError, SourceError
-from cvft_data.paths import relpath_posix, safe_relative
+from cvft_data.errors import AnnotationError
+from cvft_data.paths import relpath_posix
 from cvft_data.vocabulary import canonical_split
 
 from ._csv import read_rows
@@ -15,7 +15,6 @@ from .base import (
     Connector,
     ImageRecord,
     Score,
-    find_case_insensitive,
     register,
 )
 
@@ -63,18 +62,15 @@ class RoboflowMultilabelConnector(Connector):
             rows = read_rows(f.read_text(encoding="utf-8-sig"), file=fname)
             header, split = rows[0], canonical_split(f.parent.name)
             for i, row in enumerate(rows[1:], start=2):
-                try:
-                    if len(row) != len(header):
-                        raise AnnotationError(f"line {i} has {len(row)} cells, the header {len(header)}", file=fname,
-                                              item=f"line {i}", expected="one cell per header column")
-                    rel = safe_relative(row[0], file=fname, item=row[0])
-                    path = find_case_insensitive(f.parent / rel.parent, rel.name)
-                    if path is None:
-                        raise MissingImageError(f"image {row[0]!r} not found", file=fname, item=row[0],
-                                                expected=f"{relpath_posix(f.parent, self.root)}/{row[0]}")
-                    labels = [h for h, v in zip(header[1:], row[1:]) if v not in ("0", "", "0.0")]
-                except SourceError as exc:
-                    self.policy.handle(exc, action="dropped_image")
+                if len(row) != len(header):
+                    self.policy.handle(AnnotationError(f"line {i} has {len(row)} cells, the header {len(header)}",
+                                                       file=fname, item=f"line {i}",
+                                                       expected="one cell per header column"), action="dropped_image")
+                    continue
+                labels = [h for h, v in zip(header[1:], row[1:]) if v not in ("0", "", "0.0")]
+                path = self.find_image(row[0], f.parent, file=fname, annotations=len(labels),
+                                       expected=f"{relpath_posix(f.parent, self.root)}/{row[0]}")
+                if path is None:
                     continue
                 yield ImageRecord(image_id=relpath_posix(path, self.root), path=path, split=split, labels=labels,
                                   label_status="labeled" if labels else "empty", source_file=fname)
