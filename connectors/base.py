@@ -37,7 +37,13 @@ from typing import Any, ClassVar, Iterator
 
 from cvft_data.imageinfo import IMAGE_EXTENSIONS
 from cvft_data.ledger import ErrorPolicy, IngestContext, PolicyName
-from cvft_data.records import ImageRecord, LedgerNote, ObjectRecord, SegmentRecord  # noqa: F401 (re-exported)
+from cvft_data.records import (  # noqa: F401 (re-exported)
+    ImageRecord,
+    LedgerNote,
+    ObjectRecord,
+    SegmentRecord,
+    label_status_of,
+)
 
 
 class Score:

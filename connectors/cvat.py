@@ -24,7 +24,7 @@ from cvft_data.vocabulary import canonical_split, is_split_name
 
 from ._source import Source, open_source
 from ._xml import parse_xml
-from .base import Confidence, Connector, ImageRecord, ObjectRecord, Score, is_image_name, register
+from .base import Confidence, Connector, ImageRecord, ObjectRecord, Score, is_image_name, label_status_of, register
 from .cvat_shapes import (  # noqa: F401 (re-exported)
     _COMMON,
     _SHAPES,
@@ -367,5 +367,5 @@ class CvatConnector(Connector):
                 if obj is not None:
                     obj.attributes["track_id"] = int(track_id) if track_id.isdigit() else track_id
                     rec.objects.append(obj)
-            rec.label_status = "labeled" if rec.objects else ("unlabeled" if shapes else "empty")
+            rec.label_status = label_status_of(len(rec.objects), len(shapes))
             yield rec

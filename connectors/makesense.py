@@ -7,6 +7,7 @@ source is the export file plus a folder of images (by default the export's own f
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
@@ -32,6 +33,7 @@ from .base import (
     Score,
     find_case_insensitive,
     is_image_name,
+    label_status_of,
     register,
     walk_files,
 )
@@ -135,12 +137,14 @@ class MakesenseConnector(Connector):
         fname = self.export.name
         ext = self.export.suffix.lower()
         by_image: dict[str, tuple] = {}
+        given = self._given = Counter()   # annotations each image had before any was dropped
         names: list[str] = self._classes_option() or []
         if ext == ".csv":
             self._task = "detection"
             for image, size, obj in parse_rect_csv(read_rows(self.export.read_text(encoding="utf-8-sig"), file=fname),
                                                    file=fname):
                 by_image.setdefault(image, (size, []))[1].append(obj)
+                given[image] += 1
                 if obj.category not in names and "classes" not in self.options:
                     names.append(obj.category)
         elif ext == ".json":
@@ -158,6 +162,7 @@ class MakesenseConnector(Connector):
                                                        item=f"annotation {ann.get('id')}", expected="a declared image"),
                                        action="dropped_annotation")
                     continue
+                given[img["file_name"]] += 1
                 try:
                     obj, _ = parse_annotation(ann, cats, file=fname, image_size=None)
                 except SourceError as exc:
@@ -183,6 +188,7 @@ class MakesenseConnector(Connector):
                     image = (root.findtext("filename") or PurePosixPath(m).stem).strip()
                     objs = []
                     for k, o in enumerate(root.findall("object")):
+                        given[image] += 1
                         try:
                             obj = parse_object(o, file=src.describe(m), item=f"{image}#object {k}")
                             obj.ref = f"object {k}"
@@ -206,6 +212,7 @@ class MakesenseConnector(Connector):
                     for i, line in enumerate(src.read_text(m).splitlines()):
                         if not line.strip():
                             continue
+                        given["\0stem:" + stem] += 1
                         try:
                             obj = parse_label_line(line, len(names), file=src.describe(m), item=f"{stem}#line {i + 1}")
                         except SourceError as exc:
@@ -253,6 +260,7 @@ class MakesenseConnector(Connector):
                 self.policy.handle(exc, action="dropped_image", annotations=len(objs))
                 continue
             seen.add(path)
+            given = max(len(objs), self._given[name])
             for o in objs:
                 if o.category not in names:
                     self.policy.handle(UnknownClassError(f"class {o.category!r} is not in the class list", file=fname,
@@ -262,7 +270,7 @@ class MakesenseConnector(Connector):
             declared = size if size and all(size) else None
             yield ImageRecord(image_id=relpath_posix(path, self.images_dir), path=path, split="train", objects=objs,
                               declared_size=declared, source_file=fname,
-                              label_status="labeled" if objs else "empty")
+                              label_status=label_status_of(len(objs), given))
         unlisted = "empty" if self.options.get("unlisted") == "empty" else "unlabeled"
         if self.images_dir.is_dir():
             for p in walk_files(self.images_dir):

@@ -22,6 +22,7 @@ from .base import (
     Score,
     find_case_insensitive,
     is_image_name,
+    label_status_of,
     read_prefix,
     register,
     walk_files,
@@ -269,7 +270,7 @@ class VocConnector(Connector):
             if has_masks and (self.root / "SegmentationObject" / f"{stem}.png").is_file():
                 rec.note("voc_mask_not_read", "ignored_file",
                          "SegmentationObject/SegmentationClass PNG masks are not read (boxes only)")
-            rec.label_status = "labeled" if rec.objects else ("unlabeled" if objects else "empty")
+            rec.label_status = label_status_of(len(rec.objects), len(objects))
             if objects and not rec.objects:
                 rec.note("all_annotations_dropped", "unlabeled", f"all {len(objects)} objects were dropped")
             yield rec

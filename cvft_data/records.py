@@ -18,6 +18,16 @@ from typing import Any
 from .vocabulary import LabelStatus
 
 
+def label_status_of(kept: int, given: int) -> LabelStatus:
+    """The status of an image from what survived: ``labeled`` with annotations left, ``unlabeled``
+    when it had annotations and every one was dropped (nobody said it is empty), else ``empty``.
+
+    >>> label_status_of(2, 3), label_status_of(0, 3), label_status_of(0, 0)
+    ('labeled', 'unlabeled', 'empty')
+    """
+    return "labeled" if kept else ("unlabeled" if given else "empty")
+
+
 @dataclass
 class ObjectRecord:
     """One annotated object. Coordinates are absolute pixels of the displayed image unless

@@ -354,3 +354,17 @@ def test_an_image_symlink_leading_out_of_a_roboflow_export_is_refused(tmp_path):
     info = cvft_data.ingest(src, tmp_path / "ds2", on_error="skip")
     assert info["splits"]["train"]["images"] == 1
     assert [e.item for e in cvft_data.read_ledger(tmp_path / "ds2")] == ["b.jpg"]
+
+
+def test_makesense_image_whose_annotations_were_all_dropped_is_unlabeled_not_empty(tmp_path):
+    """A VOC-zip image whose only object was rejected (no box) was called 'empty', a verified
+    background image: a wrong label, not a missing one."""
+    src = make_makesense(tmp_path / "src")
+    (src / MAKESENSE_CSV).unlink()
+    with zipfile.ZipFile(src / "labels_proj_2024-01-02-03-04-05.zip", "w") as f:
+        f.writestr("a.xml", "<annotation><filename>a.jpg</filename><object><name>dog</name><bndbox><xmin>1</xmin>"
+                            "<ymin>1</ymin><xmax>4</xmax><ymax>4</ymax></bndbox></object></annotation>")
+        f.writestr("b.xml", "<annotation><filename>b.v2.jpg</filename><object><name>cat</name></object></annotation>")
+    cvft_data.ingest(src, tmp_path / "ds", on_error="skip")
+    rows = by_id(tmp_path / "ds")
+    assert rows["b.v2.jpg"]["label_status"] == "unlabeled" and rows["a.jpg"]["label_status"] == "labeled"
