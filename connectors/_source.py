@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from cvft_data.errors import MalformedFileError
 from cvft_data.paths import relpath_posix
 
-from .base import is_hidden, walk_files
+from ._files import is_hidden, walk_files
 
 #: Annotation files above this size are refused (images are read by the builder, not here).
 MAX_TEXT_BYTES = 2 << 30

@@ -45,6 +45,8 @@ from cvft_data.records import (  # noqa: F401 (re-exported)
     label_status_of,
 )
 
+from ._files import is_hidden, walk_files  # noqa: F401 (re-exported: connectors.base.walk_files)
+
 
 class Score:
     """The named confidence levels a ``sniff`` answers with, weakest first. Ranking compares them,
@@ -118,6 +120,20 @@ class Connector(ABC):
         they run on every core instead of in the main process (picklable, module-level functions)."""
         return self.context.executor
 
+    def open_source(self):
+        """The source root as a folder or a zip read in place (:mod:`connectors._source`); zip members
+        with unsafe names are refused, each reported to the policy (never silently skipped)."""
+        from cvft_data.errors import MalformedFileError
+
+        from ._source import open_source
+
+        source = open_source(self.root)
+        for name in source.refused:   # a fault of the archive itself: its ledger reason stays malformed_file
+            self.policy.handle(MalformedFileError("zip member with an unsafe name refused", file=str(self.root),
+                                                  item=name, expected="a relative name without '..'"),
+                               action="ignored_file")
+        return source
+
     def find_image(self, name: str, folder: Path, *, file: str, annotations: int = 0,
                    expected: str | None = None, within: Path | None = None) -> Path | None:
         """The image an annotation file calls ``name`` (relative to ``folder``, case-insensitive), or
@@ -185,28 +201,8 @@ def registry() -> dict[str, type[Connector]]:
 
 # --- shared helpers for connectors -------------------------------------------------------------
 
-def is_hidden(name: str) -> bool:
-    return name.startswith(".") or name in ("__MACOSX", "Thumbs.db", "desktop.ini")
-
-
 def is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
-
-
-def walk_files(top: Path) -> Iterator[Path]:
-    """Every non-hidden file below ``top``, in sorted (deterministic) order, not following
-    directory symlinks out of the tree."""
-    try:
-        entries = sorted(os.scandir(top), key=lambda e: e.name)
-    except FileNotFoundError:
-        return
-    for e in entries:
-        if is_hidden(e.name):
-            continue
-        if e.is_dir(follow_symlinks=False):
-            yield from walk_files(Path(e.path))
-        elif e.is_file():
-            yield Path(e.path)
 
 
 def find_case_insensitive(directory: Path, name: str) -> Path | None:

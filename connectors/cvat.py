@@ -72,11 +72,7 @@ class CvatConnector(Connector):
         if root.is_file() and root.suffix.lower() == ".xml":
             self._xml_file, root = root.name, root.parent
         super().__init__(root, **kwargs)
-        self.source = open_source(self.root)
-        for name in self.source.refused:
-            self.policy.handle(MalformedFileError("zip member with an unsafe name refused", file=str(self.root),
-                                                  item=name, expected="a relative name without '..'"),
-                               action="ignored_file")
+        self.source = self.open_source()
         self._docs: list[tuple[str, Element]] | None = None
         self._labels: list[str] = []
         self._label_info: list[dict] = []

@@ -61,11 +61,7 @@ class WeedAIConnector(Connector):
 
     def __init__(self, root, **kwargs):
         super().__init__(root, **kwargs)
-        self.source: Source = open_source(self.root)
-        for name in self.source.refused:
-            self.policy.handle(MalformedFileError("zip member with an unsafe name refused", file=str(self.root),
-                                                  item=name, expected="a relative name without '..'"),
-                               action="ignored_file")
+        self.source: Source = self.open_source()
         self._doc: dict | None = None
         self._json_name: str | None = None
 
