@@ -204,7 +204,7 @@ def build_dataset(connector, out: str | os.PathLike, options: BuildOptions | Non
     pool = _start_pool(workers) if workers > 1 else None  # its start-up overlaps the first pass
     connector.context.executor = pool  # header reads while listing (camera-trap EXIF) run on the workers too
     try:
-        return _build(connector, out, opts, on_progress, class_names, task, setup_entries, ctx, workers, pool)
+        return _build(_Build(connector, out, opts, on_progress, class_names, task, setup_entries, ctx, workers, pool))
     finally:
         connector.context.executor = None
         release_arenas()  # shards written in this process: do not keep their buffers after the build
@@ -212,8 +212,25 @@ def build_dataset(connector, out: str | os.PathLike, options: BuildOptions | Non
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _build(connector, out: Path, opts: BuildOptions, on_progress, class_names, task, setup_entries, ctx, workers,
-           pool) -> dict:
+@dataclass
+class _Build:
+    """One build in progress: what :func:`build_dataset` settled before the two passes."""
+
+    connector: Any
+    out: Path
+    opts: BuildOptions
+    on_progress: Callable[[int], None] | None
+    class_names: list[str]
+    task: str
+    setup_entries: list[LedgerEntry]
+    ctx: RowContext
+    workers: int
+    pool: ProcessPoolExecutor | None
+
+
+def _build(b: _Build) -> dict:
+    connector, out, opts, on_progress, ctx, pool = b.connector, b.out, b.opts, b.on_progress, b.ctx, b.pool
+    class_names, task, setup_entries, workers = b.class_names, b.task, b.setup_entries, b.workers
 
     # pass 1: count (and collect split keys when re-splitting); bad annotations raise here, early.
     # A connector that can count without parsing (count_records) is asked instead when no split is wanted.
