@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from typing import Callable, NamedTuple
@@ -85,6 +86,20 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="an Ultralytics train() argument passed as it is (repeatable), e.g. mosaic=0.5")
 
 
+@contextlib.contextmanager
+def _messages_to(stream):
+    """The trainer's log messages (package ``cvft_train``) printed to ``stream`` while a command runs."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    pkg = logging.getLogger("cvft_train")
+    pkg.addHandler(handler)
+    pkg.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        pkg.removeHandler(handler)
+
+
 def parse_yolo_args(items: list[str]) -> dict:
     from cvft_data.errors import UsageError
 
@@ -102,19 +117,12 @@ def run_train(args: argparse.Namespace) -> int:
     from .config import read_yaml
     from .fit import fit
 
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    pkg = logging.getLogger("cvft_train")
-    pkg.addHandler(handler)
-    pkg.setLevel(logging.INFO)
-    try:
+    with _messages_to(sys.stdout):
         given = read_yaml(args.config) if args.config else {}
         given.update({name: getattr(args, name) for name, _, _ in OPTIONS if getattr(args, name) is not None})
         if args.yolo_args:
             given["yolo_args"] = {**given.get("yolo_args", {}), **parse_yolo_args(args.yolo_args)}
         metrics = fit(args.dir, given)
-    finally:
-        pkg.removeHandler(handler)
     final = {k: v for k, v in metrics.get("final", {}).items() if isinstance(v, (int, float))}
     best = metrics.get("best") or {}
     print(f"run {given.get('out') or 'runs/cvft'}: " + ", ".join(
@@ -181,17 +189,10 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     from .predict_run import predict_to
 
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    pkg = logging.getLogger("cvft_train")
-    pkg.addHandler(handler)
-    pkg.setLevel(logging.INFO)
-    try:
+    with _messages_to(sys.stderr):
         s = predict_to(args.weights, args.source, args.out, fmt=args.fmt, conf=args.conf, batch=args.batch,
                        device=args.device, workers=args.workers, topk=args.topk, layout=args.layout,
                        overwrite=args.overwrite, amp=args.amp)
-    finally:
-        pkg.removeHandler(handler)
     print(f"predicted {s['images']} images ({s['predicted_now']} now, {s['images_per_s']} images/s) -> {s['out']} "
           f"({s['format']})" + (f"; {s['failed']} could not be read: {s['ledger'] or s['out'] + '/ledger.jsonl'}"
                                 if s["failed"] else ""))
