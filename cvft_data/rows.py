@@ -7,6 +7,7 @@ displayed size, YOLO coordinates scaled, optional downscale applied. Problems go
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -88,11 +89,33 @@ def _check_box(box, info: ImageInfo, policy: ErrorPolicy, rec, ref: str):
     return box
 
 
+def _not_finite(obj) -> str | None:
+    """Which of the object's numbers is NaN or infinite (or a negative area), if any: every
+    connector's objects pass here, so one check covers them all."""
+    for what, values in (("bbox", obj.bbox or ()), ("keypoints", obj.keypoints or ()),
+                         *((f"polygon {i}", p) for i, p in enumerate(obj.polygons))):
+        for v in values:
+            try:
+                if not math.isfinite(float(v)):
+                    return f"{what} value {v}"
+            except (TypeError, ValueError):
+                return f"{what} value {v!r}"
+    if obj.area is not None and (not math.isfinite(float(obj.area)) or float(obj.area) < 0):
+        return f"area {obj.area}"
+    return None
+
+
 def _object(obj, info: ImageInfo, policy: ErrorPolicy, rec, names: set[str]) -> dict | None:
     ref = f"{rec.image_id}#{obj.ref or obj.category}"
     if obj.category not in names:
         policy.handle(UnknownClassError(f"class {obj.category!r} is not declared", file=rec.source_file, item=ref,
                                         expected="one of the dataset's classes"), action="dropped_annotation")
+        return None
+    bad = _not_finite(obj)
+    if bad:
+        policy.handle(GeometryError(f"{bad} is not a finite number", file=rec.source_file, item=ref,
+                                    expected="finite coordinates, a finite non-negative area"),
+                      action="dropped_annotation")
         return None
     w, h = info.width, info.height
     polygons = [boxes.polygon_to_abs(p, width=w, height=h) if obj.normalized else list(p) for p in obj.polygons]

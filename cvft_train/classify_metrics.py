@@ -6,7 +6,7 @@ the same figures and takes the same early-stopping decision.
 Example:
     >>> import numpy as np
     >>> summarise(np.array([[3, 1], [0, 4]]), loss_sum=4.0, n=8, top5=None, names=["a", "b"])["per_class"]["a"]
-    {'precision': 1.0, 'recall': 0.75, 'f1': 0.857142857142857}
+    {'precision': 1.0, 'recall': 0.75, 'f1': 0.8571428571428571}
 """
 
 from __future__ import annotations

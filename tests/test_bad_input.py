@@ -151,3 +151,27 @@ def test_declared_size_mismatch(tmp_path):
     from cvft_data.errors import SizeMismatchError
     info = _both_policies(tmp_path, src, SizeMismatchError, ["30x16", "24x16"], "images/test/0.jpg", "kept")
     assert info["splits"]["test"]["images"] == 1, "under skip the image is kept"
+
+
+@pytest.mark.parametrize("bad", [{"bbox": [1, float("nan"), 3, 4]}, {"bbox": [1, 2, float("inf"), 4]},
+                                 {"area": -5.0}, {"area": float("nan")},
+                                 {"segmentation": [[1, 1, 5, 1, float("nan"), 5]]},
+                                 {"keypoints": [2, 2, 2, float("inf"), 3, 2], "num_keypoints": 2}],
+                         ids=["nan-box", "inf-box", "negative-area", "nan-area", "nan-polygon", "inf-keypoint"])
+def test_non_finite_numbers_are_geometry_errors_in_every_connector(tmp_path, bad):
+    """NaN and inf (valid in Python's JSON) were written into the dataset: comparisons with NaN
+    are all false, so no geometry check caught them. The builder checks every connector's objects."""
+    from cvft_data.errors import GeometryError
+
+    write_image(tmp_path / "src" / "images" / "a.jpg")
+    ann = {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4], "area": 12.0, "iscrowd": 0, **bad}
+    doc = coco_doc([{"id": 1, "file_name": "a.jpg", "width": 24, "height": 16}],
+                   [ann, {"id": 2, "image_id": 1, "category_id": 1, "bbox": [5, 5, 4, 4], "area": 16.0, "iscrowd": 0}])
+    (tmp_path / "src" / "annotations").mkdir(parents=True)
+    import json
+    (tmp_path / "src" / "annotations" / "instances_train.json").write_text(json.dumps(doc))   # NaN, Infinity
+    with pytest.raises(GeometryError, match="not a finite number"):
+        cvft_data.ingest(tmp_path / "src", tmp_path / "ds")
+    info = cvft_data.ingest(tmp_path / "src", tmp_path / "ds2", on_error="skip")
+    assert info["splits"]["train"]["objects"] == 1
+    assert [e.reason for e in cvft_data.read_ledger(tmp_path / "ds2")] == ["bad_geometry"]
