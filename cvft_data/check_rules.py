@@ -20,9 +20,6 @@ def rule(fn: Rule) -> Rule:
     return fn
 
 
-_finding = Finding
-
-
 @rule
 def check_class_balance(facts: Facts, opts) -> list:
     names, out = facts.names, []
@@ -30,7 +27,7 @@ def check_class_balance(facts: Facts, opts) -> list:
     for split, counter in facts.class_images.items():
         low = [names[c] for c in range(len(names)) if 0 < counter[c] < opts.min_images_per_class]
         if low:
-            out.append(_finding("class_balance", "warning",
+            out.append(Finding("class_balance", "warning",
                                 f"{split}: {len(low)} of {len(names)} classes have fewer than "
                                 f"{opts.min_images_per_class} images: " + ", ".join(
                                     f"{n} ({counter[names.index(n)]})" for n in low[:10]),
@@ -42,13 +39,13 @@ def check_class_balance(facts: Facts, opts) -> list:
         if ratio > opts.max_imbalance_ratio:
             big = max(used, key=lambda c: total[c])
             small = min(used, key=lambda c: total[c])
-            out.append(_finding("class_balance", "warning",
+            out.append(Finding("class_balance", "warning",
                                 f"imbalance ratio {ratio:.1f}: {names[big]} has {total[big]} images, "
                                 f"{names[small]} {total[small]}; use class weights or a balanced sampler",
                                 details={"ratio": ratio}))
     unused = [names[c] for c in range(len(names)) if not total[c]]
     if unused:
-        out.append(_finding("unused_class", "warning", f"{len(unused)} declared classes are never used: "
+        out.append(Finding("unused_class", "warning", f"{len(unused)} declared classes are never used: "
                             + ", ".join(unused[:20]), details={"classes": unused}))
     return out
 
@@ -60,11 +57,11 @@ def check_null_images(facts: Facts, opts) -> list:
     if facts.task != "panoptic":
         for s, share in shares.items():
             if share == 0:
-                out.append(_finding("null_images", "warning",
+                out.append(Finding("null_images", "warning",
                                     f"{s} has no null (empty) images: the model never sees the background alone",
                                     details={"split": s}))
         if len(shares) > 1 and max(shares.values()) - min(shares.values()) > opts.null_share_tolerance:
-            out.append(_finding("null_images", "warning", "null shares differ across splits: " + ", ".join(
+            out.append(Finding("null_images", "warning", "null shares differ across splits: " + ", ".join(
                 f"{s} {v:.0%}" for s, v in shares.items()), details={"shares": shares}))
     return out
 
@@ -73,7 +70,7 @@ def check_null_images(facts: Facts, opts) -> list:
 def check_unlabeled(facts: Facts, opts) -> list:
     if not facts.unlabeled:
         return []
-    return [_finding("unlabeled", "warning", f"{len(facts.unlabeled)} images have no annotation at all "
+    return [Finding("unlabeled", "warning", f"{len(facts.unlabeled)} images have no annotation at all "
                      "(neither labelled nor verified empty)", image_ids=facts.unlabeled)]
 
 
@@ -82,18 +79,18 @@ def check_leakage(facts: Facts, opts) -> list:
     out = []
     leaked = sorted(i for i, s in facts.image_splits.items() if len(s) > 1)
     if leaked:
-        out.append(_finding("leakage", "error", f"{len(leaked)} images are in more than one split",
+        out.append(Finding("leakage", "error", f"{len(leaked)} images are in more than one split",
                             image_ids=leaked, details={"kind": "image_id"}))
     groups = {g: sorted(s) for g, s in facts.group_splits.items() if len(s) > 1}
     if groups:
-        out.append(_finding("leakage", "error", f"{len(groups)} groups straddle splits: " + ", ".join(
+        out.append(Finding("leakage", "error", f"{len(groups)} groups straddle splits: " + ", ".join(
             f"{g} ({'/'.join(s)})" for g, s in list(groups.items())[:10]), details={"kind": "group", "groups": groups}))
     return out
 
 
 @rule
 def check_geometry(facts: Facts, opts) -> list:
-    return [_finding(name, sev, f"{len(refs)} {text}", image_ids=refs)
+    return [Finding(name, sev, f"{len(refs)} {text}", image_ids=refs)
             for name, refs, sev, text in (
                 ("box_degenerate", facts.degenerate, "error", "boxes with zero or negative size"),
                 ("box_tiny", facts.tiny, "warning", f"boxes with a side under {opts.min_box_side} px"),
@@ -114,7 +111,7 @@ def check_decoded(facts: Facts, opts) -> list:
     ids = {s: column(dsd[s], "image_id") for s in dsd}
     corrupt = [(ids[s][i], r.error) for s in dsd for i, r in enumerate(scans[s]) if r.error]
     if corrupt:
-        out.append(_finding("corrupt_image", "error", f"{len(corrupt)} images do not decode: "
+        out.append(Finding("corrupt_image", "error", f"{len(corrupt)} images do not decode: "
                             + "; ".join(f"{i}: {e}" for i, e in corrupt[:3]),
                             image_ids=[i for i, _ in corrupt], details={"errors": dict(corrupt)}))
     by_hash: dict[str, list[tuple[str, str]]] = defaultdict(list)
@@ -124,7 +121,7 @@ def check_decoded(facts: Facts, opts) -> list:
     exact_clusters = [v for v in by_hash.values() if len(v) > 1]
     for cluster in exact_clusters:
         splits = sorted({s for s, _ in cluster})
-        out.append(_finding("leakage" if len(splits) > 1 else "duplicate", "error" if len(splits) > 1 else "warning",
+        out.append(Finding("leakage" if len(splits) > 1 else "duplicate", "error" if len(splits) > 1 else "warning",
                             f"{len(cluster)} byte-identical images" + (
                                 f" across {'/'.join(splits)}" if len(splits) > 1 else f" in {splits[0]}"),
                             image_ids=[i for _, i in cluster], details={"kind": "exact_duplicate", "splits": splits}))
@@ -135,7 +132,7 @@ def check_decoded(facts: Facts, opts) -> list:
         if any(members <= e for e in exact_sets):
             continue  # already reported as exact duplicates
         splits = sorted({s for s, _, _ in cluster})
-        out.append(_finding("near_duplicate", "error" if len(splits) > 1 else "warning",
+        out.append(Finding("near_duplicate", "error" if len(splits) > 1 else "warning",
                             f"{len(cluster)} near-identical images (perceptual hash within "
                             f"{opts.near_duplicate_distance} bits)" + (
                                 f" across {'/'.join(splits)}" if len(splits) > 1 else f" in {splits[0]}"),

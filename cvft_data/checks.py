@@ -21,9 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .check_facts import Finding  # noqa: F401 (re-exported: cvft_data.checks.Finding)
-from .stats import classes_of as _classes_of  # noqa: F401 (re-exported: older imports)
 from .store import column  # noqa: F401 (re-exported: cvft_data.checks.column)
-from .store import rows as _rows  # noqa: F401
 
 SEVERITIES = ("error", "warning", "info")
 #: Every check this module runs, with what it looks for.

@@ -81,6 +81,14 @@ def replace_dir(src: Path, dst: Path, overwrite: bool) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``path`` through a temporary file renamed into place: a reader (or a killed run) sees
+    the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def column(ds, name: str) -> list:
     """One column as a Python list (respects ``select``; indexing ``ds[name]`` element by element is
     slow in datasets 4+, where it returns a lazy column)."""

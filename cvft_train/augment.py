@@ -18,13 +18,23 @@ from .config import TrainConfig
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)   # ImageNet's, as torchvision's weights expect
 
 
+def eval_transform(imgsz: int, mean=MEAN, std=STD):
+    """Validation, evaluation and prediction: resize the shorter side, centre crop, normalise
+    (what ``cvft export-model`` writes beside a model for other runtimes)."""
+    import torch
+    from torchvision.transforms import v2
+
+    return v2.Compose([v2.PILToTensor(), v2.Resize(imgsz, antialias=True), v2.CenterCrop(imgsz),
+                       v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=list(mean), std=list(std))])
+
+
 def transforms_for(cfg: TrainConfig, train: bool):
     import torch
     from torchvision.transforms import v2
 
-    tail = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=list(MEAN), std=list(STD))]
     if not train:
-        return v2.Compose([v2.PILToTensor(), v2.Resize(cfg.imgsz, antialias=True), v2.CenterCrop(cfg.imgsz), *tail])
+        return eval_transform(cfg.imgsz)
+    tail = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=list(MEAN), std=list(STD))]
     steps = [v2.PILToTensor(), v2.RandomResizedCrop(cfg.imgsz, scale=(cfg.crop_scale, 1.0), antialias=True)]
     hflip = 0.5 if cfg.hflip is None else cfg.hflip
     if hflip > 0:

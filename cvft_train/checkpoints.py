@@ -161,7 +161,8 @@ def fit_state_dict(model, state: dict[str, Any], *, head: tuple[str, ...], sourc
         in_head = k.startswith(head)
         v = renamed.get(k) if keep_head or not in_head else None
         if v is not None and tuple(v.shape) != target and adapt is not None:
-            v = _or(adapt(k, v, target), v)
+            adapted = adapt(k, v, target)   # None: it cannot mend this one
+            v = v if adapted is None else adapted
         if v is not None and tuple(v.shape) == target:
             take[k] = v
         elif in_head:
@@ -186,7 +187,3 @@ def fit_state_dict(model, state: dict[str, Any], *, head: tuple[str, ...], sourc
             f"different: {examples}). Is it a checkpoint of another architecture? Pass --model to match it")
     model.load_state_dict(take, strict=False)
     return report
-
-
-def _or(value, fallback):
-    return fallback if value is None else value

@@ -12,6 +12,7 @@ so a run killed and resumed gives the same losses as one that was not.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -51,7 +52,8 @@ def train_one_epoch(model, loader, criterion, optimizer, scheduler, *, device, d
             x = x.to(memory_format=torch.channels_last)
         last_micro = (i + 1) % accumulate == 0 or i + 1 == n_batches
         # DDP: reduce gradients only on the micro-batch that steps
-        sync = model.no_sync() if accumulate > 1 and not last_micro and hasattr(model, "no_sync") else _null()
+        sync = model.no_sync() if accumulate > 1 and not last_micro and hasattr(model, "no_sync") \
+            else contextlib.nullcontext()
         with sync:
             with torch.autocast(device_type=device.split(":")[0], dtype=dtype, enabled=dtype is not None):
                 loss = criterion(model(x), y)
@@ -71,14 +73,6 @@ def train_one_epoch(model, loader, criterion, optimizer, scheduler, *, device, d
                 ema.update_parameters(bare)
     dt = time.perf_counter() - t0
     return {"loss_sum": loss_sum, "seen": seen, "steps": steps, "images_per_s": seen / dt if dt else 0.0}
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _loaders(cfg: TrainConfig, dsd, world: int, rank: int):

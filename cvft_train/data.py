@@ -33,17 +33,29 @@ from PIL import Image, ImageOps
 
 def decode(image: dict, target_side: int | None = None) -> Image.Image:
     """Stored image (``{"bytes", "path"}``) -> upright RGB PIL image, decoded at reduced size when
-    the longer side only needs to reach ``target_side``."""
+    the shorter side only needs to reach ``target_side``."""
+    return decode_sized(image, target_side)[0]
+
+
+def decode_sized(image: dict, target_side: int | None = None, *,
+                 long_side: bool = False) -> tuple[Image.Image, tuple[int, int]]:
+    """:func:`decode`, and the image's full displayed size (after EXIF orientation). With
+    ``long_side`` the longer side is the one that must reach ``target_side`` (as a YOLO letterbox
+    scales it)."""
     src = io.BytesIO(image["bytes"]) if image.get("bytes") is not None else image["path"]
     im = Image.open(src)
+    w, h = im.size
     if target_side and im.format == "JPEG":
-        # draft keeps the image at least target_side on its shorter side, so quality is not lost
-        w, h = im.size
-        scale = target_side / min(w, h)
+        # draft keeps the needed side at least target_side, so quality is not lost
+        scale = target_side / (max(w, h) if long_side else min(w, h))
         if scale < 0.5:
             im.draft("RGB", (max(1, int(w * scale)), max(1, int(h * scale))))
+    stored = im.size
     im = ImageOps.exif_transpose(im, in_place=True) or im  # in place: no copy when upright already
-    return im if im.mode == "RGB" else im.convert("RGB")  # convert() copies even to the same mode
+    im.load()   # decode here (on the caller's thread), not later wherever the pixels are first read
+    turned = im.size != stored   # a quarter turn swaps the sides: no second EXIF parse to know it
+    rgb = im if im.mode == "RGB" else im.convert("RGB")  # convert() copies even to the same mode
+    return rgb, ((h, w) if turned else (w, h))
 
 
 _POOL: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, threads, pool): threads do not survive fork

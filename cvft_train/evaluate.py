@@ -84,12 +84,11 @@ def _classifier(trained: Trained, dataset, split: str, device: str, batch: int, 
     import torch
     from torch.utils.data import DataLoader
 
-    from .augment import transforms_for
+    from .augment import eval_transform
     from .classify_metrics import evaluate as run_eval
-    from .config import TrainConfig
     from .data import ClassificationDataset
 
-    ds = ClassificationDataset(dataset.splits[split], transforms_for(TrainConfig(imgsz=trained.imgsz), False),
+    ds = ClassificationDataset(dataset.splits[split], eval_transform(trained.imgsz, trained.mean, trained.std),
                                imgsz=trained.imgsz)
     if not len(ds):
         raise UsageError(f"split {split!r} has no labelled image to evaluate on")
@@ -124,9 +123,9 @@ def _yolo(trained: Trained, dataset, split: str, device: str, batch: int, worker
 
 def _write(report: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".evaluation.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(report, indent=2), encoding="utf-8")
-    os.replace(tmp, out / "evaluation.json")
+    from cvft_data.store import write_text_atomic
+
+    write_text_atomic(out / "evaluation.json", json.dumps(report, indent=2))
     if "confusion_matrix" in report:
         confusion_png(report["confusion_matrix"], report["classes"], out / "confusion_matrix.png",
                       title=f"{Path(report['weights']).name} on {report['split']}: top-1 {report['top1']:.3f}")

@@ -57,8 +57,9 @@ def export_model(weights: str | os.PathLike | Trained, fmt: str, out: str | os.P
                 "output": "sigmoid(logits) per class" if trained.task == "multilabel" else "softmax(logits)",
                 "input_name": "images", "output_name": "logits", "source": str(trained.path)}
     os.replace(tmp, out)
-    side = out.with_name(out.name + ".json")
-    side.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    from cvft_data.store import write_text_atomic
+
+    write_text_atomic(out.with_name(out.name + ".json"), json.dumps(meta, indent=2))
     return meta
 
 

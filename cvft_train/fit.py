@@ -44,7 +44,7 @@ def fit(dataset: str | os.PathLike, config: TrainConfig | dict | None = None, **
         >>> fit(tmp / "ds", model="yolo11n.yaml", epochs=1, imgsz=64, out=str(tmp / "run"))  # doctest: +SKIP
     """
     from cvft_data.errors import UsageError
-    from cvft_data.store import OpenedDataset
+    from cvft_data.store import OpenedDataset, write_text_atomic
 
     out = options.get("out") or (config.get("out") if isinstance(config, dict) else getattr(config, "out", None))
     run = Path(out or TrainConfig().out)
@@ -70,9 +70,7 @@ def fit(dataset: str | os.PathLike, config: TrainConfig | dict | None = None, **
         log.warning("warning: %s was trained on dataset %s, this one is %s", run, before[:16], info["content_hash"][:16])
     resolved = {**cfg.to_dict(), "dataset": str(data.path.resolve()), "dataset_content_hash": info["content_hash"]}
     if main_process:
-        tmp = run / f".config.yaml.{os.getpid()}.tmp"
-        tmp.write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
-        os.replace(tmp, run / "config.yaml")
+        write_text_atomic(run / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
     logger = None
     if cfg.wandb and main_process:
         from .tracking import WandbLogger

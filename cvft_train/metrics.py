@@ -24,9 +24,10 @@ Example:
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from cvft_data.store import write_text_atomic
 
 
 def best_of(epochs: list[dict], metric: str) -> dict[str, Any] | None:
@@ -52,9 +53,7 @@ def metrics_doc(*, task: str, model: str, classes: list[str], primary: str, epoc
 
 
 def write_metrics(run: Path, doc: dict[str, Any]) -> None:
-    tmp = run / f".metrics.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(doc, indent=2), encoding="utf-8")
-    os.replace(tmp, run / "metrics.json")
+    write_text_atomic(run / "metrics.json", json.dumps(doc, indent=2))
 
 
 def read_metrics(run: Path) -> dict[str, Any]:

@@ -28,15 +28,14 @@ Example:
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable, Iterator
 
-from PIL import Image, ImageOps
-
+from .augment import eval_transform
+from .data import decode_sized
 from .devices import pick_device, usable_cores
 from .sources import SourceImage, open_source
 from .trained import Trained, load_trained
@@ -45,31 +44,6 @@ log = logging.getLogger(__name__)
 
 #: Batches decoded ahead of the model.
 AHEAD = 3
-_SWAPPED = (5, 6, 7, 8)   # EXIF orientations that turn the image a quarter
-
-
-def decode_sized(item: SourceImage, target_side: int | None, *,
-                 long_side: bool = False) -> tuple[Image.Image, tuple[int, int]]:
-    """The upright RGB image, decoded at reduced size when its shorter side (``long_side``: its
-    longer side, as a YOLO letterbox scales it) need only reach ``target_side``, and its full
-    displayed size (after EXIF orientation)."""
-    im = Image.open(io.BytesIO(item.data) if item.data is not None else item.path)
-    w, h = im.size
-    try:
-        orientation = im.getexif().get(0x0112, 1)
-    except Exception:  # a damaged EXIF block: the pixels may still decode
-        orientation = 1
-    size = (h, w) if orientation in _SWAPPED else (w, h)
-    if target_side and im.format == "JPEG":
-        scale = target_side / (max(w, h) if long_side else min(w, h))
-        if scale < 0.5:
-            im.draft("RGB", (max(1, int(w * scale)), max(1, int(h * scale))))
-    im = ImageOps.exif_transpose(im, in_place=True) or im
-    im = im if im.mode == "RGB" else im.convert("RGB")
-    im.load()
-    return im, size
-
-
 def _base(item: SourceImage) -> dict[str, Any]:
     out: dict[str, Any] = {"file": item.file}
     if item.group:
@@ -96,20 +70,13 @@ def _prepare(item: SourceImage, trained: Trained, transform) -> _Prepared:
         result["failure"] = reason
         return _Prepared(result)
     try:
-        im, (w, h) = decode_sized(item, trained.imgsz, long_side=trained.kind == "yolo")
+        im, (w, h) = decode_sized({"bytes": item.data, "path": item.path}, trained.imgsz,
+                                  long_side=trained.kind == "yolo")
     except Exception as exc:  # PIL raises many types for damaged files; the image is reported, not fatal
         result["failure"] = f"cannot decode: {type(exc).__name__}: {str(exc)[:200]}"
         return _Prepared(result)
     result["width"], result["height"] = w, h
     return _Prepared(result, image=im, tensor=transform(im) if transform is not None else None)
-
-
-def _classifier_transform(trained: Trained):
-    import torch
-    from torchvision.transforms import v2
-
-    return v2.Compose([v2.PILToTensor(), v2.Resize(trained.imgsz, antialias=True), v2.CenterCrop(trained.imgsz),
-                       v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=trained.mean, std=trained.std)])
 
 
 def inference_dtype(device: str, amp: str):
@@ -159,7 +126,7 @@ def _detect(trained: Trained, batch: list[_Prepared], device: str, conf: float, 
 
 def _batches(items: Iterable[SourceImage], trained: Trained, batch: int, threads: int) -> Iterator[list[_Prepared]]:
     """Decoded batches, in order, with at most ``AHEAD`` batches decoding ahead of the consumer."""
-    transform = _classifier_transform(trained) if trained.kind == "classifier" else None
+    transform = eval_transform(trained.imgsz, trained.mean, trained.std) if trained.kind == "classifier" else None
     pending: deque = deque()
     with ThreadPoolExecutor(max(1, threads), thread_name_prefix="cvft-predict") as pool:
         it = iter(items)

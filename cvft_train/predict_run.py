@@ -68,14 +68,13 @@ def predict_to(weights: str | os.PathLike, source: str | os.PathLike, out: str |
     if done:
         log.info("resuming: %d images already predicted in %s", len(done), journal.path)
     t0 = time.perf_counter()
-    fresh = failed = 0
+    fresh = 0
     try:
         buffer: list[dict] = []
         for r in predict(trained, source, conf=conf, batch=batch, device=device, workers=workers, topk=topk,
                          layout=layout, skip=done, amp=amp):
             buffer.append(r)
             fresh += 1
-            failed += bool(r.get("failure"))
             if len(buffer) >= batch:
                 journal.append(buffer)
                 buffer = []
@@ -86,9 +85,9 @@ def predict_to(weights: str | os.PathLike, source: str | os.PathLike, out: str |
         total = len(done) + fresh
         if total == 0:
             raise UsageError(f"{source} holds no image to predict on")
-        failed = sum(1 for r in journal.results() if r.get("failure"))   # this run's and the interrupted one's
         _write(fmt, journal, out, trained, source, kind, conf=conf, topk=topk, layout=layout, workers=workers)
-        ledger = _ledger(journal, out) if failed and fmt != "dataset" else None   # a dataset keeps its own
+        # this run's failures and the interrupted one's; a dataset keeps them in its own ledger
+        failed, ledger = _failures(journal, out, write=fmt != "dataset")
     finally:
         journal.close()
     journal.finish()
@@ -98,20 +97,23 @@ def predict_to(weights: str | os.PathLike, source: str | os.PathLike, out: str |
     return summary
 
 
-def _ledger(journal: Journal, out: Path) -> Path:
-    """``OUT.ledger.jsonl``: every image that could not be predicted, and why (COCO results have no
-    place for them; in the other formats they are in the output too)."""
+def _failures(journal: Journal, out: Path, *, write: bool) -> tuple[int, Path | None]:
+    """How many images could not be predicted and, when there are any and ``write``,
+    ``OUT.ledger.jsonl`` naming each and why (COCO results have no place for them; in the other
+    formats they are in the output too)."""
     from cvft_data.ledger import Ledger
 
     ledger = Ledger()
     for r in journal.results():
         if r.get("failure"):
             ledger.note(r["file"], "not_predicted", "dropped_image", r["failure"])
+    if not len(ledger) or not write:
+        return len(ledger), None
     path = out.with_name(out.name + ".ledger.jsonl")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     ledger.write_jsonl(tmp)
     os.replace(tmp, path)
-    return path
+    return len(ledger), path
 
 
 def _write(fmt: str, journal: Journal, out: Path, trained, source, kind: str, *, conf: float, topk: int,

@@ -40,12 +40,6 @@ class SourceImage:
     meta: dict[str, Any] = field(default_factory=dict)
     notes: list[tuple[str, str]] = field(default_factory=list)   # (reason, detail) from the source reader
 
-    def read(self) -> bytes:
-        if self.data is not None:
-            return self.data
-        with open(self.path, "rb") as f:
-            return f.read()
-
 
 def _is_archive(root: Path, layout: str | None) -> bool:
     if layout:

@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="connector option (repeatable), e.g. --option labelmap=labelmap.txt")
-    _connector_flags(p)
+    p.set_defaults(connector_flags=_connector_flags(p))   # which parsed values are connector options
     p.add_argument("--roboflow-format", default="coco",
                    help="export format for roboflow:<workspace>/<project>/<version> sources (default coco)")
     p.add_argument("--weedai-url", help="Weed-AI base URL for weedai:<id> sources (default: Weed-AI's site, "
@@ -88,8 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         import cvft_data
 
         log_to_stderr(args.quiet)
-        options = {k: getattr(args, k) for k in _connector_flags(argparse.ArgumentParser())
-                   if getattr(args, k, None) is not None}
+        options = {k: getattr(args, k) for k in args.connector_flags if getattr(args, k, None) is not None}
         for kv in args.option:
             if "=" not in kv:
                 raise UsageError(f"--option {kv!r}: expected KEY=VALUE")
