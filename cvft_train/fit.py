@@ -63,6 +63,10 @@ def fit(dataset: str | os.PathLike, config: TrainConfig | dict | None = None, **
                          "cvft's torchvision loop, which cannot honour them")
     if task not in ("classification", "multilabel", "detection", "instance_segmentation"):
         raise UsageError(f"training on a {task} dataset is not supported yet")
+    held = [p for p in (run / "checkpoints" / "last.pt", run / "yolo" / "weights" / "last.pt") if p.is_file()]
+    if held and not cfg.resume:   # a second run would overwrite the first one's weights and metrics
+        raise UsageError(f"{run} already holds a run ({held[0].relative_to(run)}); pass --resume to continue it, "
+                         "or another --out to start a new one")
     run.mkdir(parents=True, exist_ok=True)
     main_process = int(os.environ.get("RANK", 0)) == 0   # under torchrun only rank 0 writes
     before = _saved_hash(run)

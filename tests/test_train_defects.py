@@ -182,3 +182,13 @@ def test_options_the_classifier_cannot_honour_are_refused(tiny, tmp_path):
         fit(tiny, epochs=1, yolo_args={"mosaic": 0.5}, out=str(tmp_path / "a"), **TINY)
     with pytest.raises(UsageError, match="torchrun"):
         fit(tiny, epochs=1, out=str(tmp_path / "b"), **{**TINY, "device": "0,1"})
+
+
+def test_a_second_run_to_the_same_folder_is_refused_not_overwritten(tiny, tmp_path, capsys):
+    args = ["train", str(tiny), "--imgsz", "32", "--epochs", "1", "--device", "cpu", "--workers", "0",
+            "--no-pretrained", "--out", str(tmp_path / "run")]
+    assert cvft_cli.main(args) == 0
+    before = (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes()
+    assert cvft_cli.main(args) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes() == before
