@@ -134,6 +134,15 @@ class Connector(ABC):
                                action="ignored_file")
         return source
 
+    def image_roots(self) -> list[Path]:
+        """The folders this source's images may be read from: the source root, and the ``images``
+        folder the user named (an option). The builder refuses any image file outside them (a
+        symlink that leads out of the source), whichever connector listed it."""
+        roots = [self.root]
+        if self.options.get("images"):
+            roots.append(Path(self.options["images"]))
+        return roots
+
     def find_image(self, name: str, folder: Path, *, file: str, annotations: int = 0,
                    expected: str | None = None, within: Path | None = None) -> Path | None:
         """The image an annotation file calls ``name`` (relative to ``folder``, case-insensitive), or

@@ -15,6 +15,7 @@ from cvft_data.errors import (
     MissingImageError,
     SourceError,
     UnknownClassError,
+    UnsafePathError,
 )
 from cvft_data.paths import inside, is_absolute_name, relpath_posix, safe_relative
 
@@ -31,6 +32,31 @@ from .coco_parse import (  # noqa: F401 (re-exported: connectors.coco.parse_anno
     parse_categories,
     split_of_file,
 )
+
+
+_KINDS: dict[tuple, str] = {}
+_TOKEN = b'"segments_info"'
+
+
+def json_kind(path: Path) -> str:
+    """``panoptic`` when the COCO JSON at ``path`` holds ``segments_info`` anywhere (panoptic
+    annotations), else ``instances``: decided by content, streamed in 1 MiB chunks (a byte scan,
+    far cheaper than parsing), remembered per file version."""
+    try:
+        st = path.stat()
+    except OSError:
+        return "instances"
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _KINDS:
+        kind, tail = "instances", b""
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                if _TOKEN in tail + chunk:
+                    kind = "panoptic"
+                    break
+                tail = chunk[-len(_TOKEN):]
+        _KINDS[key] = kind
+    return _KINDS[key]
 
 
 class _CocoBase(Connector):
@@ -61,6 +87,12 @@ class _CocoBase(Connector):
         found += sorted(p for p in root.glob("*/_annotations.coco.json"))
         return [p for p in found if p.is_file()]
 
+    #: "panoptic" or "instances": which kind of COCO document this reader takes
+    kind: str = "instances"
+
+    def _content_is_ours(self, path: Path) -> bool:
+        return json_kind(path) == self.kind
+
     @classmethod
     def _looks_like(cls, path: Path) -> bool:
         head = read_prefix(path, 65536)
@@ -71,6 +103,12 @@ class _CocoBase(Connector):
             return [(split_of_file(self._single_file), self._single_file)]
         chosen: dict[str, tuple[int, Path]] = {}
         for path in self.candidate_files(self.root):
+            if not self._content_is_ours(path):   # decided by content, never by a file-name prefix
+                if self._named_like_ours(path):
+                    self.policy.note(relpath_posix(path, self.root), "other_coco_kind", "ignored_file",
+                                     f"{path.name} is named like {self.name} but holds COCO {json_kind(path)} "
+                                     "annotations; not read here")
+                continue
             if not (self._named_like_ours(path) or self._wants(path)):
                 if path.parent.name == "annotations":
                     self.policy.note(relpath_posix(path, self.root), "not_coco_json", "ignored_file",
@@ -167,11 +205,16 @@ class _CocoBase(Connector):
             raise MalformedFileError("image entry has no file_name", file=str(json_path), item=item,
                                      expected="a file_name string")
         cands = self._image_candidates(json_path, fn, f"{item} ({fn})")
-        tried = []
+        tried, outside = [], None
         for p in cands:
-            if os.path.isfile(p) and inside(self.root, p, self._real_dirs):
-                return Path(p)
+            if os.path.isfile(p):
+                if inside(self.root, p, self._real_dirs):
+                    return Path(p)
+                outside = outside or p
             tried.append(p)
+        if outside is not None:   # found, but it is a link out of the source: refused, by its own reason
+            raise UnsafePathError(f"image {fn!r} is a link that leads out of the source", file=str(json_path),
+                                  item=f"{item} ({fn})", expected="an image inside the source folder")
         raise MissingImageError(f"image file {fn!r} not found", file=str(json_path), item=f"{item} ({fn})",
                                 expected="the file at one of: " + ", ".join(relpath_posix(Path(p), self.root)
                                                                             for p in tried[:4]))
@@ -233,20 +276,16 @@ class CocoConnector(_CocoBase):
 
     @classmethod
     def sniff(cls, root: Path) -> Confidence:
-        files = [p for p in cls.candidate_files(root) if not p.name.startswith("panoptic")]
+        files = cls.candidate_files(root)
         for p in files:
-            if cls._looks_like(p):
-                head = read_prefix(p, 65536)
-                if '"segments_info"' in head:
-                    continue
+            if cls._looks_like(p) and json_kind(p) == "instances":
                 return Confidence(Score.LIKELY, f"{p.name} has COCO images/annotations keys")
         if files:
             return Confidence(Score.NO, f"{', '.join(p.name for p in files[:3])}: no COCO 'images' key at the top")
         return Confidence(Score.NO, "no *.json, annotations/*.json or */_annotations.coco.json")
 
     def _wants(self, path: Path) -> bool:
-        return not path.name.startswith("panoptic") and self._looks_like(path) and \
-            '"segments_info"' not in read_prefix(path)
+        return self._looks_like(path)
 
     @property
     def task(self) -> str:
@@ -290,18 +329,17 @@ class CocoPanopticConnector(_CocoBase):
     summary = "COCO panoptic JSON + PNG segment maps"
     file_prefixes = ("panoptic",)
 
+    kind = "panoptic"
+
     @classmethod
     def sniff(cls, root: Path) -> Confidence:
         for p in cls.candidate_files(root):
-            head = read_prefix(p, 65536)
-            if p.name.startswith("panoptic") and '"images"' in head:
-                return Confidence(Score.STRUCTURE, f"{p.name} is a panoptic annotation file")
-            if '"segments_info"' in head:
-                return Confidence(Score.STRUCTURE, f"{p.name} has segments_info")
-        return Confidence(Score.NO, "no panoptic_*.json and no 'segments_info' in the JSON files")
+            if cls._looks_like(p) and json_kind(p) == "panoptic":
+                return Confidence(Score.STRUCTURE, f"{p.name} has segments_info (COCO panoptic)")
+        return Confidence(Score.NO, "no COCO JSON with 'segments_info'")
 
     def _wants(self, path: Path) -> bool:
-        return self._looks_like(path) and (path.name.startswith("panoptic") or '"segments_info"' in read_prefix(path))
+        return self._looks_like(path)
 
     def _named_like_ours(self, path: Path) -> bool:
         return path.name.startswith("panoptic_")

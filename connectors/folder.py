@@ -6,12 +6,38 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
+from cvft_data.errors import MalformedFileError
 from cvft_data.paths import relpath_posix
 from cvft_data.vocabulary import canonical_split, is_split_name
 
 from .base import Confidence, Connector, ImageRecord, Score, is_hidden, is_image_name, register, walk_files
 
 DEFAULT_NULL_CLASSES = ("empty", "background")
+#: Folder names and file types that mean "annotations live here": a tree holding them is another
+#: format (Datumaro, VOC, a mask folder, DOTA...), which reading folders as classes would lose.
+ANNOTATION_FOLDERS = {"labels", "annotations", "annotation", "masks", "mask", "segmentationclass",
+                      "segmentationobject", "labeltxt", "gt", "ground_truth"}
+ANNOTATION_SUFFIXES = {".json", ".xml", ".yaml", ".yml", ".csv", ".tsv"}
+#: what ``cvft export --to imagefolder`` writes beside the class folders (not annotations)
+CVFT_SIDECAR = "cvft_export.json"
+
+
+def annotation_evidence(root: Path, limit: int = 3) -> list[str]:
+    """Up to ``limit`` relative paths under ``root`` that look like annotations (see
+    :data:`ANNOTATION_FOLDERS`, :data:`ANNOTATION_SUFFIXES`)."""
+    seen: list[str] = []
+    for here, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not is_hidden(d))
+        rel = relpath_posix(Path(here), root)
+        for d in dirs:
+            if d.lower() in ANNOTATION_FOLDERS:
+                seen.append(f"{d}/" if rel == "." else f"{rel}/{d}/")
+        for f in sorted(files):
+            if not is_hidden(f) and os.path.splitext(f)[1].lower() in ANNOTATION_SUFFIXES and f != CVFT_SIDECAR:
+                seen.append(f if rel == "." else f"{rel}/{f}")
+        if len(seen) >= limit:
+            break
+    return seen[:limit]
 
 
 @register
@@ -35,7 +61,9 @@ class FolderConnector(Connector):
 
     name = "folder"
     summary = "class-per-folder tree (ImageFolder), optional train/val/test top level"
-    options_help = {"null_classes": "folder names that hold null (empty) images; default empty,background"}
+    options_help = {"null_classes": "folder names that hold null (empty) images; default empty,background",
+                    "annotations": "ignore: read the folders as classes even though the tree holds annotation "
+                                   "files (JSON, XML, masks/); refused otherwise"}
 
     def __init__(self, root, **kwargs):
         super().__init__(root, **kwargs)
@@ -67,8 +95,20 @@ class FolderConnector(Connector):
             return [(canonical_split(p.name), p) for p in subdirs]
         return [("train", self.root)]
 
+    def _refuse_annotated_tree(self) -> None:
+        if str(self.options.get("annotations", "")).lower() == "ignore":
+            return
+        evidence = annotation_evidence(self.root)
+        if evidence:
+            raise MalformedFileError(
+                f"the tree holds annotation files ({', '.join(evidence)}): reading its folders as classes "
+                "would lose them", file=str(self.root), item=evidence[0],
+                expected="a class-per-folder tree of images; name the format with --format (see --list-formats), "
+                         "or --option annotations=ignore to read the folders as classes anyway")
+
     def categories(self) -> list[str]:
         if self._names is None:
+            self._refuse_annotated_tree()
             names = set()
             for _, top in self._split_dirs():
                 for p in top.iterdir():

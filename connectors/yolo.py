@@ -19,7 +19,7 @@ from cvft_data.errors import (
     UsageError,
 )
 from cvft_data.paths import inside, relpath_posix
-from cvft_data.vocabulary import canonical_split
+from cvft_data.vocabulary import canonical_split, is_split_name
 
 from .base import Confidence, Connector, ImageRecord, ObjectRecord, Score, is_image_name, register, walk_files
 
@@ -141,6 +141,8 @@ class YoloConnector(Connector):
             self._yaml = Path(self.root, self.options["yaml"])
         self._config: tuple[list[str], list[tuple[str, list[Path]]], int | None] | None = None
         self._task: str | None = None
+        #: (images folder, labels folder) pairs of a discovered layout (``Images/`` + ``Annotations/``)
+        self._label_roots: list[tuple[Path, Path]] = []
 
     # -- detection --------------------------------------------------------------------------------
     @staticmethod
@@ -171,7 +173,10 @@ class YoloConnector(Connector):
         parts = [q for q in PurePosixPath(e).parts if q not in ("/", "..", ".")]
         # foreign absolute paths, "../train/images", "data/obj_train_data/1.jpg": try trailing parts
         for i in range(len(parts)):
-            cands.append(Path(self.root, *parts[i:]))
+            c = Path(self.root, *parts[i:])
+            # a folder needs two trailing parts: "images" alone would be every split's parent folder
+            if i == 0 or i < len(parts) - 1 or not c.is_dir():
+                cands.append(c)
         for c in cands:
             if c.exists() and inside(self.root, c):
                 return c
@@ -225,7 +230,7 @@ class YoloConnector(Connector):
             splits = []
             for key in _SPLIT_KEYS:
                 if doc.get(key):
-                    images = self._images_of(base, doc[key], relpath_posix(y, self.root))
+                    images = self._split_images(base, key, doc[key], relpath_posix(y, self.root))
                     twin = next((s for s, imgs in splits if imgs == images), None)
                     if twin is not None:  # "val: images/train" is common when there is no validation set
                         self.policy.note(relpath_posix(y, self.root), "split_repeats_another", "kept",
@@ -241,22 +246,72 @@ class YoloConnector(Connector):
         splits = []
         for key in ("train", "valid", "test"):
             if key in data:
-                splits.append((canonical_split(key), self._images_of(self.root, data[key], "obj.data")))
+                splits.append((canonical_split(key), self._split_images(self.root, key, data[key], "obj.data")))
         if not splits:
             for sub in sorted(self.root.glob("obj_*_data")):
                 splits.append((canonical_split(sub.name[4:-5]), [f for f in walk_files(sub) if is_image_name(f.name)]))
+        if not splits:   # obj.names alone: images/<split> + labels/<split>, or Images/ + Annotations/
+            splits = self._discover_splits()
         self._config = (names, splits, None)
         return self._config
 
+    def _split_images(self, base: Path, key: str, entry: Any, file: str) -> list[Path]:
+        """The images of one split entry; an entry that does not exist is raised, or under skip
+        ledgered and replaced by the split's folder when the layout has one."""
+        try:
+            return self._images_of(base, entry, file)
+        except MalformedFileError as exc:
+            self.policy.handle(exc, action="ignored_file")
+        found = [imgs for split, imgs in self._discover_splits() if split == canonical_split(key)]
+        if found:
+            self.policy.note(file, "split_folder_discovered", "kept",
+                             f"{key}: {entry!r} does not exist; read the {key} split's folder found in the layout")
+        return found[0] if found else []
+
+    def _discover_splits(self) -> list[tuple[str, list[Path]]]:
+        """Split folders of a layout without a usable list: ``images/<split>/`` (labels beside in
+        ``labels/<split>/``), ``<split>/images/``, or one ``images/`` / ``Images/`` folder (labels
+        in ``labels/`` or ``Annotations/``)."""
+        found: list[tuple[str, list[Path]]] = []
+        for images_name, labels_name in (("images", "labels"), ("Images", "Annotations"), ("JPEGImages", "labels")):
+            top = self.root / images_name
+            if not top.is_dir():
+                continue
+            if images_name != "images":
+                self._label_roots.append((top, self.root / labels_name))
+            subs = [d for d in sorted(top.iterdir()) if d.is_dir() and is_split_name(d.name)]
+            for d in subs:
+                found.append((canonical_split(d.name), [f for f in walk_files(d) if is_image_name(f.name)]))
+            if not subs:
+                found.append(("train", [f for f in walk_files(top) if is_image_name(f.name)]))
+            return found
+        for d in sorted(self.root.iterdir()) if self.root.is_dir() else []:
+            if d.is_dir() and is_split_name(d.name) and (d / "images").is_dir():
+                found.append((canonical_split(d.name), [f for f in walk_files(d / "images") if is_image_name(f.name)]))
+        return found
+
     def categories(self) -> list[str]:
+        self._refuse_dota()
         return list(self._configure()[0])
+
+    def _refuse_dota(self) -> None:
+        """DOTA's ``labelTxt/`` (oriented boxes in pixels, class names) is not YOLO: read as YOLO,
+        every image would look like a background image."""
+        for d in (self.root, *(p for p in self.root.iterdir() if p.is_dir())):
+            if (d / "labelTxt").is_dir() and not (d / "labels").is_dir():
+                raise MalformedFileError(
+                    "DOTA-style labelTxt/ labels are not read by cvft", file=relpath_posix(d / "labelTxt", self.root),
+                    item="labelTxt", expected="YOLO labels/ (convert DOTA with Ultralytics' "
+                    "ultralytics.data.converter.convert_dota_to_yolo_obb, then ingest the result)")
 
     def source_info(self) -> dict:
         kpt_dims = self._configure()[2]
         return {"yolo": {"kpt_dims": kpt_dims}} if kpt_dims else {}
 
     def _label_lines(self, image: Path) -> tuple[Path | None, list[str]]:
-        for lp in label_path_for(image):
+        mapped = [labels / image.relative_to(images).with_suffix(".txt")
+                  for images, labels in self._label_roots if image.is_relative_to(images)]
+        for lp in mapped + label_path_for(image):
             if lp.is_file():
                 return lp, [ln for ln in lp.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
         return None, []
@@ -313,6 +368,8 @@ class YoloConnector(Connector):
         """Label files in a split's ``labels/`` folders whose image is missing: their annotations
         would be lost without a word, so they are a missing image (raised, or ledgered under skip)."""
         dirs = {label_path_for(img)[0].parent for img in images if "/images/" in img.as_posix()}
+        dirs |= {(labels / img.relative_to(top)).parent for top, labels in self._label_roots
+                 for img in images if img.is_relative_to(top)}
         for d in sorted(dirs):
             for lp in sorted(d.glob("*.txt")):
                 if lp in used or lp.name.lower() in ("classes.txt", "labels.txt"):

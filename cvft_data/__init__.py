@@ -22,7 +22,7 @@ _LAZY = {
     "checks": ("CheckOptions", "CheckReport", "Finding", "check"),
     "errors": ("AnnotationError", "CorruptImageError", "CvftError", "FormatDetectionError", "GeometryError",
                "MalformedFileError", "MissingImageError", "SizeMismatchError", "SourceError", "UnknownClassError",
-               "UnsafePathError", "UsageError", "CheckpointError"),
+               "UnsafePathError", "UsageError", "CheckpointError", "EmptyDatasetError"),
     "ledger": ("ErrorPolicy", "Ledger", "LedgerEntry"),
     "schema": ("SCHEMA_VERSION", "features_for"),
     "vocabulary": ("TASKS",),
@@ -50,7 +50,7 @@ __all__ = [
     "AnnotationError", "CheckOptions", "CheckReport", "Finding", "check", "class_weights", "sample_weights",
     "split", "subsample_nulls", "weighted_sampler", "CorruptImageError", "CvftError", "ErrorPolicy", "FormatDetectionError", "GeometryError",
     "Ledger", "LedgerEntry", "MalformedFileError", "MissingImageError", "SCHEMA_VERSION", "SizeMismatchError",
-    "SourceError", "TASKS", "UnknownClassError", "UnsafePathError", "UsageError", "CheckpointError", "__version__",
-    "export",
+    "SourceError", "TASKS", "UnknownClassError", "UnsafePathError", "UsageError", "CheckpointError", "EmptyDatasetError",
+    "__version__", "export",
     "features_for", "info", "ingest", "load", "read_ledger",
 ]

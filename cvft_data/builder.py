@@ -38,10 +38,11 @@ from typing import Any, Callable, Iterator
 import xxhash
 
 from . import __version__
-from .errors import UsageError
+from .errors import EmptyDatasetError, UsageError
 from .ledger import ErrorPolicy, Ledger, LedgerEntry
+from .outcome import refuse_empty
 from .paths import prefetch
-from .rows import RowContext, build_row, row_digest_text
+from .rows import RowContext, build_row, reset_caches, row_digest_text
 from .schema import CANONICAL_SPLITS, SCHEMA_VERSION, features_for
 from .shardwriter import ShardWriter, release_arenas
 from .splits import SplitKey, assign_splits
@@ -89,6 +90,7 @@ def _ordered_splits(names) -> list[str]:
 def write_shard(index: int, records: list, ctx: RowContext, on_error: str, work: Path) -> dict:
     """Write one shard (one Arrow file per split) and commit it with its manifest. Runs in a worker."""
     features = features_for(ctx.task, list(ctx.class_names))
+    reset_caches()
     policy = ErrorPolicy(on_error, Ledger())
     writers: dict[str, Any] = {}
     stats: dict[str, SplitStats] = {}
@@ -198,7 +200,8 @@ def build_dataset(connector, out: str | os.PathLike, options: BuildOptions | Non
         raise UsageError(f"the source declares class names more than once: {dupes}")
     task = connector.task
     setup_entries = list(connector.policy.ledger)
-    ctx = RowContext(task=task, class_names=tuple(class_names), reference=opts.reference, max_side=opts.max_side)
+    ctx = RowContext(task=task, class_names=tuple(class_names), reference=opts.reference, max_side=opts.max_side,
+                     image_roots=tuple(str(r) for r in connector.image_roots()))
 
     workers = opts.workers or os.cpu_count() or 1
     pool = _start_pool(workers) if workers > 1 else None  # its start-up overlaps the first pass
@@ -301,6 +304,11 @@ def _build(b: _Build) -> dict:
     for i in sorted(manifests):
         ledger.extend(LedgerEntry(**e) for e in manifests[i]["ledger"])
     info = _cvft_json(connector, opts, task, class_names, manifests, ledger)
+    try:
+        refuse_empty(info, ledger, root=connector.given, connector=connector.name)
+    except EmptyDatasetError:
+        shutil.rmtree(work, ignore_errors=True)  # nothing to resume: the next run starts over
+        raise
     _assemble(work, out, task, class_names, manifests, info, ledger, opts.overwrite)
     return info
 

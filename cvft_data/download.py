@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -35,16 +36,32 @@ def cache_dir() -> Path:
     return Path(os.environ.get("CVFT_CACHE", Path.home() / ".cache" / "cvft"))
 
 
+class _SameHostRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only to the same host (and never from https to http): a dataset URL that
+    sends the download elsewhere is refused, not trusted."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        old, new = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(newurl)
+        if new.hostname != old.hostname or (old.scheme == "https" and new.scheme != "https"):
+            raise DownloadError(f"{req.full_url}: the server redirects to {newurl}, another host; refused "
+                                "(download it yourself and ingest the file if you trust that host)")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_SameHostRedirects)
+
+
 def download(url: str, dest: Path, *, progress: bool = True, timeout: float = 60.0) -> Path:
     """Stream ``url`` to ``dest`` through ``dest.part``, resuming a previous partial file with an
-    HTTP Range request; ``dest`` appears only when the transfer is complete."""
+    HTTP Range request; ``dest`` appears only when the transfer is complete. Redirects to another
+    host are refused."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.exists() else 0
     req = urllib.request.Request(url, headers={"User-Agent": "cvft", **({"Range": f"bytes={have}-"} if have else {})})
     try:
-        resp = urllib.request.urlopen(req, timeout=timeout)
+        resp = _OPENER.open(req, timeout=timeout)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and have:  # the partial file is already complete
             os.replace(part, dest)
@@ -85,6 +102,20 @@ def download(url: str, dest: Path, *, progress: bool = True, timeout: float = 60
     return dest
 
 
+def verify_sha256(path: Path, expected: str) -> None:
+    """Refuse (and delete) a download whose SHA-256 is not the pinned one."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            h.update(chunk)
+    if h.hexdigest() != expected.strip().lower():
+        path.unlink(missing_ok=True)
+        raise DownloadError(f"{path.name}: SHA-256 is {h.hexdigest()}, the pinned one is {expected}; the download "
+                            "was deleted (the dataset changed on the server, or the transfer was tampered with)")
+
+
 def verify_zip(path: Path) -> None:
     """A readable zip whose every member passes its CRC check; a bad one is deleted."""
     try:
@@ -109,7 +140,7 @@ def safe_extract(archive: Path, dest: Path, *, max_bytes: int = MAX_EXTRACT_BYTE
     dest = Path(dest)
     with zipfile.ZipFile(archive) as z:
         infos = z.infolist()
-        total = 0
+        total = packed = 0
         for i in infos:
             name = i.filename.replace("\\", "/")
             parts = PurePosixPath(name).parts
@@ -120,12 +151,17 @@ def safe_extract(archive: Path, dest: Path, *, max_bytes: int = MAX_EXTRACT_BYTE
                 raise UnsafePathError(f"archive member {i.filename!r} is a symbolic link", file=str(archive),
                                       item=i.filename, expected="regular files only")
             total += i.file_size
+            packed += i.compress_size
             if i.compress_size and i.file_size / i.compress_size > max_ratio and i.file_size > (1 << 20):
                 raise MalformedFileError(f"member {i.filename!r} expands {i.file_size / i.compress_size:.0f}x",
                                          file=str(archive), item=i.filename, expected=f"at most {max_ratio}x")
         if total > max_bytes:
             raise MalformedFileError(f"the archive expands to {total} bytes", file=str(archive), item=archive.name,
                                      expected=f"at most {max_bytes} bytes")
+        # many small members, each under the per-member floor, can still add up to a bomb
+        if total > (1 << 20) and total > max_ratio * max(packed, 1):
+            raise MalformedFileError(f"the archive's {len(infos)} members expand {total / max(packed, 1):.0f}x in all",
+                                     file=str(archive), item=archive.name, expected=f"at most {max_ratio}x")
         tmp = dest.with_name(dest.name + ".extracting")
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -145,8 +181,10 @@ def safe_extract(archive: Path, dest: Path, *, max_bytes: int = MAX_EXTRACT_BYTE
 
 
 def fetch_weedai(dataset_id: str, *, base_url: str | None = None, cache: Path | None = None,
-                 progress: bool = True) -> Path:
-    """Download (or reuse) a Weed-AI dataset zip, verify it, extract it safely; returns the folder."""
+                 progress: bool = True, sha256: str | None = None) -> Path:
+    """Download (or reuse) a Weed-AI dataset zip, verify it (its CRCs, and ``sha256`` when the
+    dataset is pinned), extract it safely; returns the folder. A bad archive is deleted from the
+    cache with an error that says so."""
     if not dataset_id or "/" in dataset_id or ".." in dataset_id:
         raise DownloadError(f"{dataset_id!r} is not a Weed-AI dataset id")
     base = (base_url or os.environ.get("CVFT_WEEDAI_URL") or WEEDAI_URL).rstrip("/")
@@ -157,8 +195,15 @@ def fetch_weedai(dataset_id: str, *, base_url: str | None = None, cache: Path | 
     archive = root / f"{dataset_id}.zip"
     if not archive.exists():
         download(f"{base}/code/download/{dataset_id}.zip", archive, progress=progress)
+    if sha256:
+        verify_sha256(archive, sha256)
     verify_zip(archive)
-    safe_extract(archive, folder)
+    try:
+        safe_extract(archive, folder)
+    except (MalformedFileError, UnsafePathError) as exc:
+        archive.unlink(missing_ok=True)
+        raise type(exc)(f"{exc.message}; the archive was deleted from the cache", file=exc.file, item=exc.item,
+                        expected=exc.expected) from None
     (folder / ".complete").write_text(base)
     return folder
 

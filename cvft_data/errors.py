@@ -13,6 +13,7 @@
         ├── MissingImageError      an annotation refers to an image file that is not there
         ├── CorruptImageError      an image whose header does not parse or whose data is truncated
         ├── SizeMismatchError      the annotation file's image size differs from the real image
+        ├── EmptyDatasetError      an ingest that ended with no images, or with every annotation dropped
         └── AnnotationError        one annotation is wrong
             ├── UnknownClassError  a class id or name the source does not declare
             └── GeometryError      a box or polygon that is degenerate or outside the image
@@ -103,6 +104,19 @@ class CorruptImageError(SourceError):
 
 class SizeMismatchError(SourceError):
     code = "size_mismatch"
+
+
+class EmptyDatasetError(SourceError):
+    """An ingest that would publish nothing useful: zero images, or images whose every annotation
+    was dropped. ``ledger`` (a list of ledger entry dicts) says what was dropped and why; nothing is
+    written at the output."""
+
+    code = "empty_dataset"
+
+    def __init__(self, message: str, *, file: str | None = None, item: str | None = None,
+                 expected: str | None = None, ledger: list[dict] | None = None):
+        super().__init__(message, file=file, item=item, expected=expected)
+        self.ledger = list(ledger or [])
 
 
 class AnnotationError(SourceError):

@@ -20,9 +20,12 @@ from .errors import (
     SizeMismatchError,
     SourceError,
     UnknownClassError,
+    UnsafePathError,
 )
+from .archive import read_member
 from .imageinfo import ImageInfo, downscale, probe
 from .ledger import ErrorPolicy
+from .paths import inside
 
 #: How far (pixels) geometry may leave the image before it counts as out of bounds. Sub-pixel
 #: overshoot is what rounding in annotation tools produces; it is kept unchanged.
@@ -35,26 +38,39 @@ class RowContext:
     class_names: tuple[str, ...]
     reference: bool = False
     max_side: int | None = None
-
-
-_ZIPS: dict = {}
+    #: folders the images may be read from (the source root, an ``images`` folder the user named);
+    #: empty: not checked
+    image_roots: tuple[str, ...] = ()
 
 
 def _read_member(rec) -> bytes:
-    import zipfile
-
-    z = _ZIPS.get(rec.path)
-    if z is None:  # one open handle per archive per worker process
-        z = _ZIPS[rec.path] = zipfile.ZipFile(rec.path)
     try:
-        return z.read(rec.member)
-    except KeyError:
-        raise MissingImageError("member not in the archive", file=str(rec.path), item=rec.image_id,
-                                expected=f"a member named {rec.member}") from None
+        return read_member(rec.path, rec.member)
+    except SourceError as exc:   # named by the image, as every other image error is
+        raise type(exc)(exc.message, file=exc.file, item=rec.image_id, expected=exc.expected) from None
 
 
-def _read(rec, arena=None):
+def _check_inside(rec, ctx: RowContext) -> None:
+    """An image file is read only when it lies inside a folder the source may read (a symlink that
+    leads elsewhere is refused, whatever connector listed it)."""
+    if ctx.image_roots and rec.path is not None and rec.data is None \
+            and not any(inside(root, rec.path, _REAL_DIRS) for root in ctx.image_roots):
+        raise UnsafePathError("the image is a link that leads out of the source", file=str(rec.path),
+                              item=rec.image_id, expected="an image file inside the source folder")
+
+
+_REAL_DIRS: dict[str, str] = {}   # folder -> real path, for one shard (see reset_caches)
+
+
+def reset_caches() -> None:
+    """Forget the folders resolved so far (called per shard: a folder may be replaced between builds)."""
+    _REAL_DIRS.clear()
+
+
+def _read(rec, arena=None, ctx: RowContext | None = None):
     """The image's bytes: into ``arena`` (a view of it) when one is given, else a ``bytes``."""
+    if ctx is not None:
+        _check_inside(rec, ctx)
     if rec.data is not None:
         return arena.add(rec.data) if arena is not None else rec.data
     if rec.member is not None:
@@ -193,7 +209,7 @@ def build_row(rec, ctx: RowContext, policy: ErrorPolicy, arena=None) -> dict[str
 
 def _build_row(rec, ctx: RowContext, policy: ErrorPolicy, arena, mark) -> dict[str, Any] | None:
     try:
-        data = _read(rec, arena)
+        data = _read(rec, arena, ctx)
         info = probe(data, name=rec.image_id, file=str(rec.path) if rec.path else rec.image_id, header=rec.header)
         if rec.declared_size and tuple(rec.declared_size) != (info.width, info.height):
             raw = (info.raw_width, info.raw_height)

@@ -320,3 +320,24 @@ def make_archive(root: Path, sheet: bool = True) -> Path:
     if sheet:
         (root / "species.csv").write_text(SPECIES_CSV)
     return root / "archive"
+
+
+def ingest_ledger(src, out, **kw) -> tuple[dict | None, list]:
+    """Ingest and return ``(cvft.json, ledger entries)``; ``(None, entries)`` when the ingest ended
+    with nothing to publish (EmptyDatasetError carries the ledger: nothing was written)."""
+    import cvft_data
+    from cvft_data.errors import EmptyDatasetError
+    from cvft_data.ledger import LedgerEntry
+
+    try:
+        info = cvft_data.ingest(src, out, **kw)
+    except EmptyDatasetError as exc:
+        assert not Path(out).exists(), "an empty ingest publishes nothing"
+        return None, [LedgerEntry(**e) for e in exc.ledger]
+    return info, list(cvft_data.read_ledger(out))
+
+
+def ledger_summary(entries: list) -> dict:
+    from cvft_data.ledger import Ledger
+
+    return Ledger(list(entries)).summary()

@@ -138,9 +138,12 @@ def test_real_megadetector_output_boxes_in_pixels(real, tmp_path):
 def test_real_cct_style_file(real, tmp_path):
     src = real / REAL_MD / "test_folder_output_coco.json"
     assert connectors.detect(src).name == "coco_camera_traps"
-    info = cvft_data.ingest(src, tmp_path / "ds", on_error="skip")
+    with pytest.raises(cvft_data.EmptyDatasetError, match="coco_camera_traps holds no images") as caught:
+        cvft_data.ingest(src, tmp_path / "ds", on_error="skip")
     doc = json.loads(src.read_text())
-    assert info["ledger"]["images_dropped"] == len(doc["images"]), "no images here: each one is ledgered"
+    dropped = [e for e in caught.value.ledger if e["action"] == "dropped_image"]
+    assert len(dropped) == len(doc["images"]), "no images here: each one is ledgered"
+    assert not (tmp_path / "ds").exists()
 
 
 def test_megadetector_with_species_builds_species_boxes(tmp_path):

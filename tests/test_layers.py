@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-KERNEL = {"errors", "paths", "boxes", "vocabulary", "records", "ledger", "imageinfo", "masks"}
+KERNEL = {"errors", "paths", "boxes", "vocabulary", "records", "ledger", "imageinfo", "masks", "archive"}
 HEAVY = ("datasets", "pyarrow", "polars")
 
 

@@ -12,7 +12,7 @@ import yaml
 from defusedxml import ElementTree
 
 import cvft_data
-from builders import write_image
+from builders import ingest_ledger, ledger_summary, write_image
 from cvft_data import masks
 
 pytestmark = pytest.mark.real_fixtures
@@ -51,10 +51,10 @@ def test_roboflow_classification_and_csv(real, tmp_path):
     info = cvft_data.ingest(real / "roboflow/rfpy_corrosion-singlelabel-classification", tmp_path / "cls")
     assert info["classes"] == ["Corrosion", "no-corrosion"]
     assert sum(s["images"] for s in info["splits"].values()) == 10
-    info = cvft_data.ingest(real / "roboflow/rfpy_mosquitos_csv", tmp_path / "csv", on_error="skip")
+    info, ledger = ingest_ledger(real / "roboflow/rfpy_mosquitos_csv", tmp_path / "csv", on_error="skip")
     rows = (real / "roboflow/rfpy_mosquitos_csv/mosquitos.csv").read_text().strip().splitlines()[1:]
-    assert info["ledger"]["annotations_dropped"] == len(rows), "no images here: every box is ledgered with its image"
-    assert info["classes"] == ["culex", "japonicus/koreicus", "albopictus"]
+    assert info is None, "no images here: the ingest is an error, not an empty dataset"
+    assert ledger_summary(ledger)["annotations_dropped"] == len(rows), "every box is ledgered with its image"
 
 
 def test_roboflow_dict_names_yaml(real):
@@ -67,9 +67,9 @@ def test_makesense_real_json(real, tmp_path):
     src = real / "makesense/real_exports"
     with pytest.raises(cvft_data.AnnotationError, match="category_id"):
         cvft_data.ingest(src, tmp_path / "ds")
-    info = cvft_data.ingest(src, tmp_path / "ds", on_error="skip")
+    info, ledger = ingest_ledger(src, tmp_path / "ds", on_error="skip")
     doc = json.loads(next(src.glob("*.json")).read_text())
-    assert info["ledger"]["annotations_dropped"] == len(doc["annotations"])
+    assert info is None and ledger_summary(ledger)["annotations_dropped"] == len(doc["annotations"])
     # with the image present and the class given, every polygon lands
     write_image(tmp_path / "imgs" / "ejemplo.jpg", 1000, 750)
     labelled = json.loads(json.dumps(doc))

@@ -16,6 +16,8 @@ from builders import (
     H,
     W,
     image_bytes,
+    ingest_ledger,
+    ledger_summary,
     make_cvat,
     make_cvat_video,
     make_makesense,
@@ -88,8 +90,8 @@ def test_cvat_zip_with_traversal_member_is_refused(tmp_path):
         z.writestr("../../escape.jpg", image_bytes())
     with pytest.raises(cvft_data.MalformedFileError, match="unsafe name"):
         cvft_data.ingest(p, tmp_path / "ds")
-    info = cvft_data.ingest(p, tmp_path / "ds", on_error="skip")
-    assert info["ledger"]["by_reason"] == {"malformed_file": 1}
+    info, ledger = ingest_ledger(p, tmp_path / "ds", on_error="skip")
+    assert info is None and ledger_summary(ledger)["by_reason"] == {"malformed_file": 1}
     assert not (tmp_path.parent / "escape.jpg").exists()
 
 
@@ -210,8 +212,9 @@ def test_makesense_coco_json_without_categories(tmp_path):
                          "bbox": [1, 1, 4, 4], "area": 8}]})
     with pytest.raises(cvft_data.AnnotationError, match="no category_id"):
         cvft_data.ingest(src, tmp_path / "ds")
-    info = cvft_data.ingest(src, tmp_path / "ds", on_error="skip")
-    assert info["ledger"]["annotations_dropped"] == 1
+    with pytest.raises(cvft_data.EmptyDatasetError, match="dropped every annotation") as caught:
+        cvft_data.ingest(src, tmp_path / "ds", on_error="skip")
+    assert ledger_summary([cvft_data.LedgerEntry(**e) for e in caught.value.ledger])["annotations_dropped"] == 1
 
 
 # --- Roboflow -------------------------------------------------------------------------------------

@@ -5,9 +5,11 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
-from ..errors import CvftError, FormatDetectionError, SourceError, UsageError
+from ..errors import CvftError, EmptyDatasetError, FormatDetectionError, SourceError, UsageError
 
 EXIT_OK, EXIT_DATA, EXIT_USAGE = 0, 1, 2
+#: Ledger entries an empty ingest prints.
+LEDGER_LINES = 10
 
 
 def log_to_stderr(quiet: bool = False) -> None:
@@ -33,6 +35,13 @@ def run_guarded(fn: Callable[[], int], *, hint: str = "") -> int:
         return EXIT_USAGE
     except FormatDetectionError as exc:
         print(f"error: {exc}\nname the format with --format (see --list-formats)", file=sys.stderr)
+        return EXIT_DATA
+    except EmptyDatasetError as exc:   # the hint does not help: print what the ledger holds instead
+        print(f"error: {exc}", file=sys.stderr)
+        for e in exc.ledger[:LEDGER_LINES]:
+            print(f"  {e['reason']:<20} {e['item']}: {e.get('detail', '')}", file=sys.stderr)
+        if len(exc.ledger) > LEDGER_LINES:
+            print(f"  ... and {len(exc.ledger) - LEDGER_LINES} more ledger entries", file=sys.stderr)
         return EXIT_DATA
     except SourceError as exc:
         print(f"error: {exc}" + (f"\n{hint}" if hint else ""), file=sys.stderr)

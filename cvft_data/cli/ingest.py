@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="export format for roboflow:<workspace>/<project>/<version> sources (default coco)")
     p.add_argument("--weedai-url", help="Weed-AI base URL for weedai:<id> sources (default: Weed-AI's site, "
                                         "or CVFT_WEEDAI_URL)")
+    p.add_argument("--sha256", help="pin a downloaded source (weedai:<id>): refuse an archive with another SHA-256")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -95,12 +96,15 @@ def main(argv: list[str] | None = None) -> int:
             k, v = kv.split("=", 1)
             options[k.strip()] = v
         src, fmt = args.src, args.format
+        if args.sha256 and not src.startswith("weedai:"):
+            raise UsageError("--sha256 pins a downloaded source (weedai:<id>); a local SRC is not downloaded")
         if src.startswith("roboflow:"):
             from ..download import fetch_roboflow
             src = str(fetch_roboflow(src.split(":", 1)[1], fmt=args.roboflow_format))
         elif src.startswith("weedai:"):
             from ..download import fetch_weedai
-            src = str(fetch_weedai(src.split(":", 1)[1], base_url=args.weedai_url, progress=not args.quiet))
+            src = str(fetch_weedai(src.split(":", 1)[1], base_url=args.weedai_url, progress=not args.quiet,
+                                   sha256=args.sha256))
             fmt = fmt or "weedai"
         info = cvft_data.ingest(src, args.out, format=fmt, on_error=args.on_error, reference=args.reference,
                                 max_side=args.max_side, split=args.split, seed=args.seed, workers=args.workers,
@@ -110,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             print_split_audit(args.out)
         return EXIT_OK
 
-    return run_guarded(body, hint="run with --on-error skip to drop such items and list them in the ledger")
+    hint = "run with --on-error skip to drop such items and list them in the ledger" if args.on_error == "raise" else ""
+    return run_guarded(body, hint=hint)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,324 @@
+"""Zero silent losses and hardened input: an ingest reads everything or says why, and hostile
+input (links out of the source, zip bombs, replaced archives, redirects) is refused by name."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import cvft_data
+from builders import (
+    image_bytes,
+    ingest_ledger,
+    ledger_summary,
+    make_coco,
+    make_folder,
+    make_voc,
+    make_yolo,
+    write_image,
+    write_json,
+)
+from cvft_data.cli import ingest as ingest_cli
+from cvft_data.errors import EmptyDatasetError, MalformedFileError, UnsafePathError
+
+# --- an ingest that ends with nothing is an error ----------------------------------------------------
+
+
+def test_zero_images_is_an_error_with_the_ledger_and_a_suggestion(tmp_path, capsys):
+    src = make_coco(tmp_path / "src")
+    for p in (src / "images").rglob("*.jpg"):
+        p.unlink()
+    with pytest.raises(EmptyDatasetError, match="holds no images") as caught:
+        cvft_data.ingest(src, tmp_path / "ds", format="coco", on_error="skip")
+    assert caught.value.ledger and all(e["action"] == "dropped_image" for e in caught.value.ledger)
+    assert not (tmp_path / "ds").exists() and not list(tmp_path.glob(".ds.cvft-partial"))
+    rc = ingest_cli.main([str(src), "--out", str(tmp_path / "ds"), "--format", "coco", "--on-error", "skip", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "holds no images" in err and "missing_image" in err
+    assert "--on-error skip" not in err, "never suggest the flag the user already gave"
+
+
+def test_every_annotation_dropped_is_an_error(tmp_path):
+    src = make_yolo(tmp_path / "src", names=("cat",))   # every "1 ..." line names an unknown class
+    for p in (src / "labels").rglob("*.txt"):
+        p.write_text("7 0.5 0.5 0.2 0.2\n")
+    info, ledger = ingest_ledger(src, tmp_path / "ds", on_error="skip")
+    assert info is None and ledger_summary(ledger)["by_reason"]["unknown_class"] == 3
+
+
+def test_a_source_with_only_blank_images_is_still_a_dataset(tmp_path):
+    """Nothing was dropped: a set of background images is a legitimate (null-image) dataset."""
+    src = make_yolo(tmp_path / "src")
+    for p in (src / "labels").rglob("*.txt"):
+        p.unlink()
+    info = cvft_data.ingest(src, tmp_path / "ds")
+    assert info["splits"]["train"]["empty"] == 3
+
+
+# --- links out of the source, in every connector -----------------------------------------------------
+
+
+def _link_out(path: Path, outside: Path) -> None:
+    write_image(outside, seed=9)
+    path.unlink()
+    path.symlink_to(outside)
+
+
+@pytest.mark.parametrize("maker,victim", [
+    (make_yolo, "images/train/a.jpg"),
+    (make_voc, "JPEGImages/c78.jpg"),
+    (make_folder, "train/cat/a.jpg"),
+    (make_coco, "images/train/1.jpg"),
+])
+def test_an_image_linked_out_of_the_source_is_refused(tmp_path, maker, victim):
+    src = maker(tmp_path / "src")
+    _link_out(src / victim, tmp_path / "secret" / "private.jpg")
+    with pytest.raises(UnsafePathError, match="leads out of the source"):
+        cvft_data.ingest(src, tmp_path / "raise")
+    info, ledger = ingest_ledger(src, tmp_path / "skip", on_error="skip")
+    refused = [e for e in ledger if e.reason == "unsafe_path"]
+    assert refused and refused[0].action == "dropped_image"
+    if info is not None:
+        ids = [r for s in cvft_data.load(tmp_path / "skip").values() for r in s["image_id"]]
+        assert not any(i.endswith(Path(victim).name) for i in ids)
+
+
+def test_an_images_folder_the_user_names_may_live_elsewhere(tmp_path):
+    from builders import MAKESENSE_CSV, make_makesense
+
+    src = make_makesense(tmp_path / "src")
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for p in src.glob("*.jpg"):
+        p.rename(pics / p.name)
+    info = cvft_data.ingest(src / MAKESENSE_CSV, tmp_path / "ds", format="makesense", images=str(pics))
+    assert info["splits"]["train"]["objects"] == 3
+
+
+# --- zips read in place ------------------------------------------------------------------------------
+
+
+def test_a_zip_member_that_inflates_too_far_is_refused(tmp_path):
+    from builders import cvat_images_xml
+
+    p = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(p, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("annotations.xml", cvat_images_xml(""))
+        z.writestr("images/img0.jpg", b"\xff\xd8" + b"\0" * (8 << 20))   # 8 MiB of zeros: ~1000x
+    with pytest.raises(MalformedFileError, match="expands"):
+        cvft_data.ingest(p, tmp_path / "ds", format="cvat")
+
+
+def test_a_replaced_archive_is_never_served_from_a_stale_handle(tmp_path):
+    from cvft_data.archive import read_member
+
+    p = tmp_path / "a.zip"
+    with zipfile.ZipFile(p, "w") as z:
+        z.writestr("x.jpg", b"first")
+    assert read_member(p, "x.jpg") == b"first"
+    tmp = tmp_path / "b.zip"
+    with zipfile.ZipFile(tmp, "w") as z:
+        z.writestr("x.jpg", b"second version")
+    os.replace(tmp, p)
+    assert read_member(p, "x.jpg") == b"second version"
+
+
+# --- downloads ---------------------------------------------------------------------------------------
+
+
+def _zip_of(entries: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for k, v in entries.items():
+            z.writestr(k, v)
+    return buf.getvalue()
+
+
+def test_many_small_members_cannot_add_up_to_a_bomb(tmp_path):
+    from cvft_data.download import safe_extract
+
+    p = tmp_path / "many.zip"
+    p.write_bytes(_zip_of({f"f{i:04d}.bin": b"\0" * (512 << 10) for i in range(64)}))   # 32 MiB, ~1000x
+    with pytest.raises(MalformedFileError, match="in all"):
+        safe_extract(p, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+class _Redirector:
+    """A local server whose download URL redirects (to another host, or to itself)."""
+
+    def __init__(self, target: str, payload: bytes = b""):
+        import http.server
+        import threading
+
+        outer = self
+        self.target, self.payload = target, payload
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                if self.path.startswith("/final/"):
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(outer.payload)))
+                    self.end_headers()
+                    self.wfile.write(outer.payload)
+                    return
+                self.send_response(302)
+                self.send_header("Location", outer.target.format(port=self.server.server_address[1]))
+                self.end_headers()
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_a_redirect_to_another_host_is_refused_and_one_to_the_same_host_followed(tmp_path):
+    from cvft_data.download import DownloadError, fetch_weedai
+
+    with _Redirector("http://localhost:{port}/final/x.zip") as srv:   # localhost != 127.0.0.1
+        with pytest.raises(DownloadError, match="another host"):
+            fetch_weedai("x", base_url=srv.url, cache=tmp_path, progress=False)
+    payload = _zip_of({"weedcoco.json": b"{}"})
+    with _Redirector("http://127.0.0.1:{port}/final/x.zip", payload) as srv:
+        folder = fetch_weedai("x", base_url=srv.url, cache=tmp_path / "c2", progress=False)
+    assert (folder / "weedcoco.json").is_file()
+
+
+def test_a_pinned_hash_refuses_another_archive_and_deletes_it(tmp_path):
+    import hashlib
+
+    from cvft_data.download import DownloadError, fetch_weedai
+
+    payload = _zip_of({"weedcoco.json": b"{}"})
+    with _Redirector("http://127.0.0.1:{port}/final/x.zip", payload) as srv:
+        with pytest.raises(DownloadError, match="SHA-256"):
+            fetch_weedai("x", base_url=srv.url, cache=tmp_path, progress=False, sha256="0" * 64)
+        assert not (tmp_path / "weedai" / "x.zip").exists()
+        good = hashlib.sha256(payload).hexdigest()
+        assert (fetch_weedai("x", base_url=srv.url, cache=tmp_path, progress=False, sha256=good)
+                / "weedcoco.json").is_file()
+
+
+def test_a_bomb_download_is_deleted_from_the_cache(tmp_path):
+    from cvft_data.download import fetch_weedai
+
+    payload = _zip_of({"zeros.bin": b"\0" * (8 << 20)})
+    with _Redirector("http://127.0.0.1:{port}/final/x.zip", payload) as srv:
+        with pytest.raises(MalformedFileError, match="deleted from the cache"):
+            fetch_weedai("x", base_url=srv.url, cache=tmp_path, progress=False)
+    assert not (tmp_path / "weedai" / "x.zip").exists()
+
+
+def test_sha256_on_a_local_source_is_a_usage_error(tmp_path, capsys):
+    src = make_yolo(tmp_path / "src")
+    assert ingest_cli.main([str(src), "--out", str(tmp_path / "ds"), "--sha256", "ab", "--quiet"]) == 2
+    assert "downloaded source" in capsys.readouterr().err
+
+
+_ = (json, write_json)
+
+
+# --- layouts read whole, or refused by name ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("images,labels", [("images/train", "labels/train"), ("Images", "Annotations")])
+def test_darknet_obj_names_without_obj_data_is_read_whole(tmp_path, images, labels):
+    src = tmp_path / "src"
+    (src).mkdir()
+    (src / "obj.names").write_text("cat\ndog\n")
+    for i in range(3):
+        write_image(src / images / f"{i}.jpg", seed=i)
+        (src / labels).mkdir(parents=True, exist_ok=True)
+        (src / labels / f"{i}.txt").write_text(f"{i % 2} 0.5 0.5 0.25 0.5\n")
+    if images.startswith("images"):
+        write_image(src / "images" / "val" / "v.jpg", seed=7)
+        (src / "labels" / "val").mkdir(parents=True)
+        (src / "labels" / "val" / "v.txt").write_text("1 0.5 0.5 0.5 0.5\n")
+    info = cvft_data.ingest(src, tmp_path / "ds")
+    assert info["source"]["connector"] == "yolo"
+    assert info["splits"]["train"]["objects"] == 3 and info["splits"]["train"]["labeled"] == 3
+    if images.startswith("images"):
+        assert info["splits"]["validation"]["objects"] == 1
+
+
+def test_darknet_annotations_folder_orphans_are_ledgered(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "obj.names").write_text("cat\n")
+    write_image(src / "Images" / "0.jpg")
+    (src / "Annotations").mkdir()
+    (src / "Annotations" / "0.txt").write_text("0 0.5 0.5 0.25 0.5\n")
+    (src / "Annotations" / "gone.txt").write_text("0 0.5 0.5 0.25 0.5\n0 0.2 0.2 0.1 0.1\n")
+    info = cvft_data.ingest(src, tmp_path / "ds", on_error="skip")
+    assert info["ledger"]["by_reason"] == {"missing_image": 1} and info["ledger"]["annotations_dropped"] == 2
+
+
+def test_a_missing_data_yaml_split_is_ledgered_and_its_folder_discovered(tmp_path, capsys):
+    src = make_yolo(tmp_path / "src")
+    (src / "data.yaml").write_text("train: ../somewhere/train/images\nval: gone/val\nnames: [cat, dog]\n")
+    with pytest.raises(MalformedFileError, match="not found"):
+        cvft_data.ingest(src, tmp_path / "raise")
+    info, ledger = ingest_ledger(src, tmp_path / "skip", on_error="skip")
+    reasons = {e.reason for e in ledger}
+    assert {"malformed_file", "split_folder_discovered"} <= reasons
+    assert info["splits"]["train"]["images"] == 3 and info["splits"]["validation"]["images"] == 1
+    assert info["splits"]["train"]["objects"] == 3
+
+
+def test_dota_label_txt_is_refused_not_read_as_backgrounds(tmp_path):
+    src = make_yolo(tmp_path / "src")
+    import shutil
+    shutil.rmtree(src / "labels")
+    (src / "labelTxt").mkdir()
+    (src / "labelTxt" / "a.txt").write_text("imagesource:GoogleEarth\ngsd:0.1\n1 1 9 1 9 9 1 9 plane 0\n")
+    for policy in ("raise", "skip"):
+        with pytest.raises(MalformedFileError, match="DOTA"):
+            cvft_data.ingest(src, tmp_path / policy, on_error=policy)
+
+
+@pytest.mark.parametrize("annotation", ["annotations/default.json", "masks/a.png", "train/cat/labels.xml"])
+def test_the_class_folder_fallback_refuses_a_tree_with_annotations(tmp_path, annotation):
+    src = make_folder(tmp_path / "src")
+    target = src / annotation
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.suffix == ".png":
+        write_image(target, fmt="PNG")
+    else:
+        target.write_text("{}" if target.suffix == ".json" else "<x/>")
+    with pytest.raises(MalformedFileError, match="annotation files") as caught:
+        cvft_data.ingest(src, tmp_path / "ds", format="folder", on_error="skip")
+    assert annotation.split("/")[0] in str(caught.value)
+    info = cvft_data.ingest(src, tmp_path / "ds2", format="folder", annotations="ignore", on_error="skip")
+    assert info["task"] == "classification"
+
+
+def test_coco_kind_is_decided_by_content_not_the_file_name(tmp_path):
+    src = make_coco(tmp_path / "src")
+    ann = src / "annotations"
+    os.rename(ann / "instances_train.json", ann / "panoptic_train.json")   # misnamed instances
+    import connectors
+    assert connectors.detect(src).name == "coco"
+    info = cvft_data.ingest(src, tmp_path / "ds")
+    assert info["splits"]["train"]["objects"] == 4
+    # and a panoptic document named like instances is panoptic
+    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 4, "height": 4}],
+           "annotations": [{"image_id": 1, "file_name": "a.png", "segments_info": []}],
+           "categories": [{"id": 1, "name": "x", "isthing": 1}]}
+    other = tmp_path / "p"
+    write_json(other / "annotations" / "instances_train.json", doc)
+    assert connectors.detect(other).name == "coco_panoptic"
