@@ -33,7 +33,6 @@ from .coco_parse import (  # noqa: F401 (re-exported: connectors.coco.parse_anno
     split_of_file,
 )
 
-
 _KINDS: dict[tuple, str] = {}
 _TOKEN = b'"segments_info"'
 

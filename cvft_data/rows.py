@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import boxes, masks
+from .archive import read_member
 from .errors import (
     CorruptImageError,
     GeometryError,
@@ -22,7 +23,6 @@ from .errors import (
     UnknownClassError,
     UnsafePathError,
 )
-from .archive import read_member
 from .imageinfo import ImageInfo, downscale, probe
 from .ledger import ErrorPolicy
 from .paths import inside

@@ -4,7 +4,6 @@ input (links out of the source, zip bombs, replaced archives, redirects) is refu
 from __future__ import annotations
 
 import io
-import json
 import os
 import zipfile
 from pathlib import Path
@@ -13,7 +12,6 @@ import pytest
 
 import cvft_data
 from builders import (
-    image_bytes,
     ingest_ledger,
     ledger_summary,
     make_coco,
@@ -230,7 +228,7 @@ def test_sha256_on_a_local_source_is_a_usage_error(tmp_path, capsys):
     assert "downloaded source" in capsys.readouterr().err
 
 
-_ = (json, write_json)
+
 
 
 # --- layouts read whole, or refused by name ------------------------------------------------------------
