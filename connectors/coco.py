@@ -30,6 +30,7 @@ from .coco_parse import (  # noqa: F401 (re-exported: connectors.coco.parse_anno
     annotations_by_image,
     parse_annotation,
     parse_categories,
+    sanitize_ids,
     split_of_file,
 )
 
@@ -141,6 +142,7 @@ class _CocoBase(Connector):
                     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
                         raise MalformedFileError("no 'images' list at the top level", file=str(path),
                                                  item=path.name, expected="a COCO document")
+                    data = sanitize_ids(data, file=relpath_posix(path, self.root), policy=self.policy)
                     cats = parse_categories(data, str(path))
                 except SourceError as exc:
                     self.policy.handle(exc, action="ignored_file")
@@ -350,11 +352,24 @@ class CocoPanopticConnector(_CocoBase):
     def _png_dir(self, path: Path) -> Path:
         return path.parent / path.stem
 
+    def _panoptic_entries(self, data: dict, fname: str) -> dict:
+        """One panoptic entry per image id; an entry for an undeclared image, or a second one for
+        the same image, is raised or ledgered with its segments (never one silently replacing another)."""
+        by_image = annotations_by_image(data, file=fname, policy=self.policy)
+        entries = {}
+        for iid, anns in by_image.items():
+            for extra in anns[1:]:
+                self.policy.handle(MalformedFileError(f"a second panoptic entry for image {iid!r}", file=fname,
+                                                      item=str(extra.get("file_name")), expected="one entry per image"),
+                                   action="dropped_annotation")
+            entries[iid] = anns[0]
+        return entries
+
     def records(self) -> Iterator[ImageRecord]:
         for split, path, data in self._load():
             fname = relpath_posix(path, self.root)
             id_to_name = {c["id"]: c["name"] for c in data.get("categories", [])}
-            entries = {a.get("image_id"): a for a in data.get("annotations") or () if isinstance(a, dict)}
+            entries = self._panoptic_entries(data, fname)
             self._anns_by_image = {k: v.get("segments_info") or [] for k, v in entries.items()}
             for img, file in self._images(split, path, data):
                 rec = ImageRecord(image_id=relpath_posix(file, self.root), path=file, split=split,

@@ -16,7 +16,9 @@ from cvft_data.errors import (
 
 from ._json import load_json
 from .base import Confidence, Connector, ImageRecord, ObjectRecord, Score, read_prefix, register
-from .coco import _numbers, annotations_by_image
+from .coco import CocoConnector, _numbers, annotations_by_image
+from .coco_parse import is_id, parse_categories, sanitize_ids
+from .megadetector import DEFAULT_THRESHOLD, threshold_of
 
 
 @register
@@ -39,7 +41,9 @@ class CocoCameraTrapsConnector(Connector):
     name = "coco_camera_traps"
     accepts_file = True
     summary = "COCO Camera Traps JSON (LILA: location, datetime, seq_id, empty category)"
-    options_help = {"images": "folder holding the images (default: the JSON's folder)"}
+    options_help = {"images": "folder holding the images (default: the JSON's folder)",
+                    "threshold": "confidence cut for annotations that carry a detection confidence (MegaDetector "
+                                 f"boxes converted to COCO); default: the file's typical threshold, else {DEFAULT_THRESHOLD}"}
 
     @classmethod
     def _json(cls, root: Path) -> Path | None:
@@ -69,11 +73,20 @@ class CocoCameraTrapsConnector(Connector):
 
     def _load(self) -> dict:
         if self._doc is None:
-            self._doc = load_json(self.file)
+            doc = load_json(self.file)
+            if not isinstance(doc, dict):
+                raise MalformedFileError("not a COCO Camera Traps document", file=str(self.file), item=self.file.name,
+                                         expected="a JSON object with images, annotations and categories")
+            doc = sanitize_ids(doc, file=self.file.name, policy=self.policy)
+            parse_categories(doc, self.file.name)
+            self._doc = doc
         return self._doc
 
     def _cats(self) -> dict:
         return {c["id"]: c["name"] for c in self._load().get("categories", [])}
+
+    def _threshold(self) -> float:
+        return threshold_of(self._load(), self.options.get("threshold"))
 
     @property
     def task(self) -> str:
@@ -89,7 +102,8 @@ class CocoCameraTrapsConnector(Connector):
 
     def categories(self) -> list[str]:
         cats = self._load().get("categories", [])
-        return [c["name"] for c in sorted(cats, key=lambda c: c["id"]) if str(c["name"]).lower() != "empty"]
+        return [str(c["name"]) for c in sorted(cats, key=lambda c: (isinstance(c["id"], str), c["id"]))
+                if str(c["name"]).lower() != "empty"]
 
     def records(self) -> Iterator[ImageRecord]:
         doc = self._load()
@@ -97,7 +111,7 @@ class CocoCameraTrapsConnector(Connector):
         names = set(self.categories())
         fname = self.file.name
         by_image = annotations_by_image(doc, file=fname, policy=self.policy)
-        task = self.task
+        task, threshold = self.task, self._threshold()
         for img in doc.get("images", []):
             fn = str(img.get("file_name", "")).replace("\\", "/")
             anns = by_image.get(img.get("id"), [])
@@ -118,14 +132,20 @@ class CocoCameraTrapsConnector(Connector):
             if img.get("seq_id") is not None:
                 meta["sequence"] = str(img["seq_id"])
             rec = ImageRecord(image_id=fn, path=path, group=meta.get("site"), meta=meta, source_file=fname,
-                              declared_size=(int(img["width"]), int(img["height"])) if img.get("width") and img.get("height") else None)
+                              declared_size=CocoConnector._declared_size(img))
             labels: list[str] = []
             seq_level: list[str] = []
             for a in anns:
-                cat = cats.get(a.get("category_id"))
+                cat = cats.get(a.get("category_id")) if is_id(a.get("category_id")) else None
+                conf = a.get("confidence", a.get("conf"))
+                if isinstance(conf, (int, float)) and not isinstance(conf, bool) and conf < threshold:
+                    self.policy.note(f"{fn}#annotation {str(a.get('id'))[:40]}", "below_threshold", "filtered",
+                                     f"detection confidence {conf} is under the threshold {threshold} "
+                                     "(--option threshold=...)", file=fname)
+                    continue
                 if cat is None:
                     self.policy.handle(UnknownClassError(f"category_id {a.get('category_id')} is not declared",
-                                                         file=fname, item=f"{fn}#annotation {a.get('id')}",
+                                                         file=fname, item=f"{fn}#annotation {str(a.get('id'))[:40]}",
                                                          expected="a declared category"), action="dropped_annotation")
                     continue
                 if str(cat).lower() == "empty":

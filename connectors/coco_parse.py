@@ -69,6 +69,49 @@ def parse_categories(data: dict, file: str) -> list[dict]:
     return out
 
 
+def is_id(value: Any) -> bool:
+    """A usable COCO id: an integer or a string (never a list, a dict, a float or a bool), and an
+    integer within 64 bits (a bigger one cannot be written to Arrow and read back)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return -(1 << 63) <= value < (1 << 63)
+    return isinstance(value, str)
+
+
+def sanitize_ids(doc: dict, *, file: str, policy) -> dict:
+    """``doc`` with every image and category whose id is unusable or declared twice taken out,
+    each one raised (or ledgered under skip). Their annotations then refer to nothing and are
+    ledgered one by one where they are grouped: a duplicate id is never resolved by moving boxes
+    to another image or class. Works on a shallow copy; the parsed source is left as it was."""
+    out = dict(doc)
+    for key, what, action in (("categories", "category", "dropped_class"), ("images", "image", "dropped_image")):
+        entries = doc.get(key)
+        if not isinstance(entries, list):
+            continue
+        counts: dict[Any, int] = defaultdict(int)
+        for e in entries:
+            if isinstance(e, dict) and is_id(e.get("id")):
+                counts[e["id"]] += 1
+        kept = []
+        for i, e in enumerate(entries):
+            eid = e.get("id") if isinstance(e, dict) else None
+            name = (e.get("name") or e.get("file_name")) if isinstance(e, dict) else None
+            label = f"{what} {eid!r}" + (f" ({name})" if name else "")
+            if isinstance(e, dict) and "id" in e and not is_id(eid):
+                policy.handle(MalformedFileError(f"{what} id {str(eid)[:40]} is not an integer or a string",
+                                                 file=file, item=f"{key}[{i}]",
+                                                 expected="an integer id (within 64 bits) or a string"), action=action)
+                continue
+            if isinstance(e, dict) and is_id(eid) and counts[eid] > 1:
+                policy.handle(MalformedFileError(f"{what} id {eid!r} is declared {counts[eid]} times", file=file,
+                                                 item=label, expected=f"one {what} per id"), action=action)
+                continue
+            kept.append(e)
+        out[key] = kept
+    return out
+
+
 def _numbers(values: Any, n: int | None = None) -> list[float] | None:
     if not isinstance(values, (list, tuple)) or (n is not None and len(values) != n):
         return None
@@ -84,12 +127,12 @@ def parse_annotation(ann: dict, id_to_name: dict[Any, str], *, file: str, image_
 
     Raises :class:`AnnotationError` (or a subclass) when the annotation cannot be used.
     """
-    ref = f"annotation {ann.get('id', '?')}"
+    ref = f"annotation {str(ann.get('id', '?'))[:40]}"
     if "category_id" not in ann or ann["category_id"] is None:
         raise AnnotationError("annotation has no category_id", file=file, item=ref,
                               expected="a category_id from the categories list")
     cid = ann["category_id"]
-    if cid not in id_to_name:
+    if not is_id(cid) or cid not in id_to_name:
         raise UnknownClassError(f"category_id {cid} is not declared", file=file, item=ref,
                                 expected=f"one of the declared ids {sorted(id_to_name, key=str)}")
     derived: list[str] = []
@@ -158,11 +201,11 @@ def parse_annotation(ann: dict, id_to_name: dict[Any, str], *, file: str, image_
 def annotations_by_image(doc: dict, *, file: str, policy) -> dict[Any, list[dict]]:
     """COCO-family annotations grouped by ``image_id``; one whose image is not declared goes to
     ``policy`` (dropped)."""
-    image_ids = {img.get("id") for img in doc.get("images") or [] if isinstance(img, dict)}
+    image_ids = {img.get("id") for img in doc.get("images") or [] if isinstance(img, dict) and is_id(img.get("id"))}
     by_image: dict[Any, list[dict]] = defaultdict(list)
     for ann in doc.get("annotations") or ():
         iid = ann.get("image_id") if isinstance(ann, dict) else None
-        if iid not in image_ids:
+        if not is_id(iid) or iid not in image_ids:
             ref = ann.get("id", "?") if isinstance(ann, dict) else "?"
             policy.handle(AnnotationError(f"image_id {iid!r} is not in the images list", file=file,
                                           item=f"annotation {ref}", expected="an image_id of a declared image"),

@@ -37,7 +37,7 @@ from .base import (
     register,
     walk_files,
 )
-from .coco import parse_annotation
+from .coco_parse import is_id, parse_annotation, parse_categories, sanitize_ids
 from .voc import parse_object
 from .yolo import parse_label_line
 
@@ -101,6 +101,7 @@ class MakesenseConnector(Connector):
         self.images_dir = Path(self.options["images"]) if "images" in self.options else self.root
         self._parsed: tuple[list[str], dict[str, tuple]] | None = None
         self._task: str | None = None
+        self._index: dict[str, list[Path]] | None = None   # image base name (lower case) -> files
 
     @staticmethod
     def _find_export(root: Path) -> Path:
@@ -150,16 +151,26 @@ class MakesenseConnector(Connector):
         elif ext == ".json":
             self._task = "instance_segmentation"
             doc = load_json(self.export)
-            cats = {c["id"]: c["name"] for c in doc.get("categories") or []}
+            if not isinstance(doc, dict):
+                raise MalformedFileError("not a COCO document", file=fname, item=fname, expected="a JSON object")
+            doc = sanitize_ids(doc, file=fname, policy=self.policy)
+            cats = {c["id"]: str(c["name"]) for c in parse_categories({"categories": doc.get("categories") or []}, fname)}
             names = names or list(cats.values())
-            images = {img["id"]: img for img in doc.get("images") or []}
-            for img in images.values():
+            images = {}
+            for img in doc.get("images") or []:
+                if not isinstance(img, dict) or not isinstance(img.get("file_name"), str) or "id" not in img:
+                    self.policy.handle(MalformedFileError("image entry without id or file_name", file=fname,
+                                                          item=str(img)[:80], expected='{"id", "file_name"}'),
+                                       action="dropped_image")
+                    continue
+                images[img["id"]] = img
                 by_image.setdefault(img["file_name"], ((img.get("width"), img.get("height")), []))
             for ann in doc.get("annotations") or []:
-                img = images.get(ann.get("image_id"))
+                img = images.get(ann.get("image_id")) if isinstance(ann, dict) and is_id(ann.get("image_id")) else None
                 if img is None:
-                    self.policy.handle(AnnotationError(f"image_id {ann.get('image_id')} is not declared", file=fname,
-                                                       item=f"annotation {ann.get('id')}", expected="a declared image"),
+                    ref = str(ann.get("id"))[:40] if isinstance(ann, dict) else "?"
+                    self.policy.handle(AnnotationError("the annotation's image_id is not a declared image", file=fname,
+                                                       item=f"annotation {ref}", expected="a declared image"),
                                        action="dropped_annotation")
                     continue
                 given[img["file_name"]] += 1
@@ -182,8 +193,8 @@ class MakesenseConnector(Connector):
                         continue
                     try:
                         root = parse_xml(src.read_bytes(m), file=src.describe(m), item=m, expected="a VOC <annotation>")
-                    except MalformedFileError as exc:
-                        self.policy.handle(exc, action="dropped_image")
+                    except MalformedFileError as exc:   # the image itself is still read, as unlabeled
+                        self.policy.handle(exc, action="unlabeled")
                         continue
                     image = (root.findtext("filename") or PurePosixPath(m).stem).strip()
                     objs = []
@@ -237,12 +248,31 @@ class MakesenseConnector(Connector):
     def _image_path(self, name: str) -> Path | None:
         if name.startswith("\0stem:"):  # YOLO: only the stem is known; makesense keeps multi-dot names
             stem = name[len("\0stem:"):]
-            for p in sorted(self.images_dir.iterdir()) if self.images_dir.is_dir() else []:
-                if p.is_file() and is_image_name(p.name) and p.name.rsplit(".", 1)[0] == stem:
-                    return p
-            return None
+            found = sorted((p for paths in self._by_name().values() for p in paths if p.name.rsplit(".", 1)[0] == stem),
+                           key=lambda p: (len(p.parts), p))
+            return found[0] if found else None   # the shallowest: the images folder itself first
         rel = safe_relative(name, file=self.export.name, item=name)
-        return find_case_insensitive(self.images_dir / rel.parent, rel.name)
+        hit = find_case_insensitive(self.images_dir / rel.parent, rel.name)
+        if hit is not None:
+            return hit
+        # makesense keeps only the base name: the image may sit in a sub-folder of the source
+        found = self._by_name().get(rel.name.lower(), [])
+        if len(found) > 1:
+            raise MissingImageError(f"image {name!r} is ambiguous: {len(found)} files in sub-folders have that name",
+                                    file=self.export.name, item=name,
+                                    expected="one file of that name; point --option images=DIR at the folder "
+                                             "that holds the images: " + ", ".join(relpath_posix(p, self.images_dir)
+                                                                                   for p in found[:3]))
+        return found[0] if found else None
+
+    def _by_name(self) -> dict[str, list[Path]]:
+        if self._index is None:
+            self._index = {}
+            if self.images_dir.is_dir():
+                for p in walk_files(self.images_dir):
+                    if is_image_name(p.name):
+                        self._index.setdefault(p.name.lower(), []).append(p)
+        return self._index
 
     def records(self) -> Iterator[ImageRecord]:
         names, by_image = self._parse()
@@ -255,7 +285,8 @@ class MakesenseConnector(Connector):
                 path = self._image_path(name)
                 if path is None:
                     raise MissingImageError(f"image {shown!r} not found", file=fname, item=shown,
-                                            expected=f"the image in {self.images_dir}")
+                                            expected=f"the image in {self.images_dir} or one of its sub-folders; "
+                                                     "point --option images=DIR at the folder that holds them")
             except SourceError as exc:
                 self.policy.handle(exc, action="dropped_image", annotations=len(objs))
                 continue

@@ -177,12 +177,18 @@ class VocConnector(Connector):
                                          "not listed in ImageSets/Main/*.txt; put in train")
                     items.append(("train", stem, xml_lower.get(low), img_dir))
         else:
+            images, annotated = [], set()
             for p in walk_files(self.root):
-                if p.suffix.lower() != ".xml":
-                    continue
                 rel = relpath_posix(p, self.root).split("/")
                 split = canonical_split(rel[0]) if len(rel) > 1 and is_split_name(rel[0]) else "train"
-                items.append((split, p.stem, p, p.parent))
+                if p.suffix.lower() == ".xml":
+                    items.append((split, p.stem, p, p.parent))
+                    annotated.add((p.parent, p.stem.lower()))
+                elif is_image_name(p.name):
+                    images.append((split, p))
+            # images without an XML are kept as unlabeled, never left out (after the annotated ones,
+            # so an XML naming an image of another stem claims it first)
+            items += [(split, p.stem, None, p.parent) for split, p in images if (p.parent, p.stem.lower()) not in annotated]
         self._items = items
         return items
 
@@ -227,6 +233,7 @@ class VocConnector(Connector):
     def records(self) -> Iterator[ImageRecord]:
         names = set(self.categories())
         has_masks = (self.root / "SegmentationObject").is_dir()
+        yielded: set[Path] = set()
         for split, stem, xml, img_dir in self._plan():
             xml_rel = relpath_posix(xml, self.root) if xml else None
             root = None
@@ -242,6 +249,9 @@ class VocConnector(Connector):
                 n = len(root.findall("object")) if root is not None else 0
                 self.policy.handle(exc, action="dropped_image", annotations=n)
                 continue
+            if xml is None and image in yielded:   # an image without its own XML, claimed by another XML
+                continue
+            yielded.add(image)
             rec = ImageRecord(image_id=relpath_posix(image, self.root), path=image, split=split, source_file=xml_rel)
             if root is None:
                 rec.label_status = "unlabeled"

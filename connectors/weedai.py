@@ -15,6 +15,7 @@ from cvft_data.vocabulary import canonical_split
 from ._source import Source, open_source
 from .base import Confidence, Connector, ImageRecord, Score, register
 from .coco import add_annotations, annotations_by_image, parse_categories
+from .coco_parse import sanitize_ids
 
 #: ``weed: lolium rigidum``, ``crop: daucus carota``, ``weed: UNSPECIFIED``, ``weed: lolium perenne (growing point)``
 CATEGORY = re.compile(r"^(?:(?P<role>crop|weed): (?P<taxon>[A-Za-z][A-Za-z. ]*)|(?P<bare>crop|weed|none))"
@@ -112,6 +113,7 @@ class WeedAIConnector(Connector):
                 img.setdefault("agcontext_id", doc["agcontexts"][0].get("id", 0))
             if self.source.exists(side("metadata.json")):
                 doc.setdefault("metadata", json.loads(self.source.read_bytes(side("metadata.json"))))
+        doc = sanitize_ids(doc, file=self.source.describe(name), policy=self.policy)
         parse_categories(doc, self.source.describe(name))
         self._doc = doc
         return doc

@@ -198,8 +198,10 @@ class YoloConnector(Connector):
                     if line.strip():
                         try:
                             out.append(self._resolve_entry(p.parent, line.strip(), relpath_posix(p, self.root)))
-                        except MalformedFileError as exc:
-                            self.policy.handle(exc, action="dropped_image")
+                        except MalformedFileError as exc:   # its label lines, when they are there, go with it
+                            guess = p.parent / line.strip().replace("\\", "/")
+                            lost = self._label_lines(guess)[1] if inside(self.root, guess) else []
+                            self.policy.handle(exc, action="dropped_image", annotations=len(lost))
             else:
                 out.append(p)
         return out

@@ -236,6 +236,13 @@ def _build_row(rec, ctx: RowContext, policy: ErrorPolicy, arena, mark) -> dict[s
             row["label"], row["label_status"] = None, "unlabeled"
     elif ctx.task == "multilabel":
         row["labels"] = [lb for lb in (rec.labels or []) if lb in names]
+        for lb in rec.labels or []:
+            if lb not in names:
+                policy.handle(UnknownClassError(f"label {lb!r} is not declared", file=rec.source_file,
+                                                item=rec.image_id, expected="one of the dataset's classes"),
+                              action="dropped_annotation")
+        if rec.labels and not row["labels"]:
+            row["label_status"] = "unlabeled"
     elif ctx.task == "panoptic":
         row["segments_info"], row["panoptic"] = [], None
         if rec.panoptic_path is not None:

@@ -320,3 +320,167 @@ def test_coco_kind_is_decided_by_content_not_the_file_name(tmp_path):
     other = tmp_path / "p"
     write_json(other / "annotations" / "instances_train.json", doc)
     assert connectors.detect(other).name == "coco_panoptic"
+
+
+# --- images without annotation files; all annotations rejected ------------------------------------------
+
+
+def test_voc_flat_layout_keeps_images_without_xml_as_unlabeled(tmp_path):
+    from builders import voc_xml
+
+    src = tmp_path / "src"
+    write_image(src / "a.jpg", seed=1)
+    write_image(src / "b.jpg", seed=2)   # no b.xml
+    (src / "a.xml").write_text(voc_xml("a.jpg", [("cat", (1, 1, 10, 8))]))
+    info = cvft_data.ingest(src, tmp_path / "ds", format="voc")
+    assert info["splits"]["train"]["images"] == 2 and info["splits"]["train"]["unlabeled"] == 1
+
+
+def test_makesense_finds_images_in_sub_folders_and_names_the_option(tmp_path):
+    from builders import MAKESENSE_CSV, make_makesense
+
+    src = make_makesense(tmp_path / "src")
+    (src / "photos" / "day1").mkdir(parents=True)
+    for p in src.glob("*.jpg"):
+        p.rename(src / "photos" / "day1" / p.name)
+    info = cvft_data.ingest(src, tmp_path / "ds")
+    assert info["splits"]["train"]["objects"] == 3 and info["splits"]["train"]["images"] == 3
+    (src / "photos" / "day1" / "a.jpg").unlink()
+    with pytest.raises(cvft_data.MissingImageError, match="--option images=DIR"):
+        cvft_data.ingest(src, tmp_path / "ds2")
+    write_image(src / "photos" / "day2" / "a.jpg")
+    write_image(src / "photos" / "day3" / "a.jpg")
+    with pytest.raises(cvft_data.MissingImageError, match="ambiguous"):
+        cvft_data.ingest(src, tmp_path / "ds3")
+
+
+def test_makesense_image_whose_annotations_were_all_rejected_is_unlabeled(tmp_path):
+    from builders import MAKESENSE_CSV
+
+    src = tmp_path / "src"
+    write_image(src / "a.jpg", seed=1)
+    write_image(src / "b.jpg", seed=2)
+    (src / MAKESENSE_CSV).write_text("cat,2,3,10,5,a.jpg,24,16\ncat,1,1,0,0,b.jpg,24,16\n")
+    info = cvft_data.ingest(src, tmp_path / "ds", on_error="skip")
+    rows = {r["image_id"]: r["label_status"] for r in cvft_data.load(tmp_path / "ds")["train"]}
+    assert rows == {"a.jpg": "labeled", "b.jpg": "unlabeled"}
+    assert info["ledger"]["annotations_dropped"] == 1
+
+
+def test_multilabel_labels_outside_the_class_list_are_ledgered(tmp_path):
+    from cvft_data.ledger import ErrorPolicy
+    from cvft_data.records import ImageRecord
+    from cvft_data.rows import RowContext, build_row
+
+    write_image(tmp_path / "a.jpg")
+    rec = ImageRecord(image_id="a.jpg", path=tmp_path / "a.jpg", labels=["cat", "unicorn"], label_status="labeled")
+    policy = ErrorPolicy("skip")
+    row = build_row(rec, RowContext("multilabel", ("cat",)), policy)
+    assert row["labels"] == ["cat"] and [e.reason for e in policy.ledger] == ["unknown_class"]
+    rec.labels = ["unicorn"]
+    assert build_row(rec, RowContext("multilabel", ("cat",)), policy)["label_status"] == "unlabeled"
+
+
+def test_a_listed_image_that_is_missing_counts_its_label_lines(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "obj.names").write_text("cat\n")
+    (src / "obj.data").write_text("classes = 1\ntrain = train.txt\nnames = obj.names\n")
+    write_image(src / "obj_train_data" / "1.jpg")
+    (src / "obj_train_data" / "1.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (src / "obj_train_data" / "2.txt").write_text("0 0.5 0.5 0.2 0.2\n0 0.1 0.1 0.1 0.1\n")
+    (src / "train.txt").write_text("obj_train_data/1.jpg\nobj_train_data/2.jpg\n")
+    info = cvft_data.ingest(src, tmp_path / "ds", on_error="skip")
+    assert info["ledger"]["images_dropped"] == 1 and info["ledger"]["annotations_dropped"] == 2
+
+
+# --- COCO-family ids ---------------------------------------------------------------------------------
+
+
+def _coco_two_images(tmp_path, images, annotations, categories) -> Path:
+    src = tmp_path / "src"
+    write_image(src / "images" / "a.jpg", seed=1)
+    write_image(src / "images" / "b.jpg", seed=2)
+    write_json(src / "annotations" / "instances_train.json",
+               {"images": images, "annotations": annotations, "categories": categories})
+    return src
+
+
+def test_duplicate_coco_image_ids_never_move_boxes_to_another_image(tmp_path):
+    src = _coco_two_images(
+        tmp_path,
+        [{"id": 1, "file_name": "a.jpg", "width": 24, "height": 16}, {"id": 1, "file_name": "b.jpg", "width": 24, "height": 16}],
+        [{"id": 9, "image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4]}],
+        [{"id": 1, "name": "cat"}])
+    with pytest.raises(MalformedFileError, match="declared 2 times"):
+        cvft_data.ingest(src, tmp_path / "raise")
+    info, ledger = ingest_ledger(src, tmp_path / "skip", on_error="skip")
+    assert info is None, "both images were taken out: nothing is left"
+    s = ledger_summary(ledger)
+    assert s["images_dropped"] == 2 and s["annotations_dropped"] == 1
+
+
+def test_duplicate_coco_category_ids_never_move_boxes_to_another_class(tmp_path):
+    src = _coco_two_images(
+        tmp_path,
+        [{"id": 1, "file_name": "a.jpg", "width": 24, "height": 16}, {"id": 2, "file_name": "b.jpg", "width": 24, "height": 16}],
+        [{"id": 9, "image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4]},
+         {"id": 10, "image_id": 2, "category_id": 2, "bbox": [1, 1, 4, 4]}],
+        [{"id": 1, "name": "cat"}, {"id": 1, "name": "dog"}, {"id": 2, "name": "fox"}])
+    with pytest.raises(MalformedFileError, match="category id 1 is declared 2 times"):
+        cvft_data.ingest(src, tmp_path / "raise")
+    info = cvft_data.ingest(src, tmp_path / "skip", on_error="skip")
+    assert info["classes"] == ["fox"] and info["splits"]["train"]["class_counts"] == {"fox": 1}
+    assert info["ledger"]["by_reason"] == {"malformed_file": 2, "unknown_class": 1, "all_annotations_dropped": 1}
+
+
+@pytest.mark.parametrize("bad_id", [[1, 2], 1 << 70, 2.5, True])
+def test_unusable_coco_ids_are_refused_by_name(tmp_path, bad_id):
+    src = _coco_two_images(
+        tmp_path,
+        [{"id": bad_id, "file_name": "a.jpg", "width": 24, "height": 16}, {"id": 2, "file_name": "b.jpg", "width": 24, "height": 16}],
+        [{"id": 9, "image_id": bad_id, "category_id": 1, "bbox": [1, 1, 4, 4]},
+         {"id": 10, "image_id": 2, "category_id": 1, "bbox": [1, 1, 4, 4]}],
+        [{"id": 1, "name": "cat"}])
+    with pytest.raises(MalformedFileError, match="not an integer or a string"):
+        cvft_data.ingest(src, tmp_path / "raise")
+    info = cvft_data.ingest(src, tmp_path / "skip", on_error="skip")
+    assert info["splits"]["train"]["images"] == 1 and info["ledger"]["annotations_dropped"] == 1
+
+
+def test_a_second_panoptic_entry_for_one_image_is_ledgered(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    src = tmp_path / "src"
+    write_image(src / "images" / "a.jpg")
+    (src / "annotations" / "panoptic_train").mkdir(parents=True)
+    png = np.zeros((16, 24, 3), np.uint8)
+    png[2:8, 2:8] = (1, 0, 0)
+    Image.fromarray(png).save(src / "annotations" / "panoptic_train" / "a.png")
+    seg = {"id": 1, "category_id": 1, "area": 36, "bbox": [2, 2, 6, 6], "iscrowd": 0}
+    write_json(src / "annotations" / "panoptic_train.json", {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 24, "height": 16}],
+        "annotations": [{"image_id": 1, "file_name": "a.png", "segments_info": [seg]},
+                        {"image_id": 1, "file_name": "a.png", "segments_info": [seg]}],
+        "categories": [{"id": 1, "name": "weed", "isthing": 1}]})
+    info = cvft_data.ingest(src, tmp_path / "ds", on_error="skip")
+    assert info["ledger"]["by_reason"] == {"malformed_file": 1} and info["splits"]["train"]["objects"] == 1
+
+
+def test_camera_trap_coco_confidence_uses_the_megadetector_threshold(tmp_path):
+    src = tmp_path / "src"
+    write_image(src / "a.jpg", seed=1)
+    write_image(src / "b.jpg", seed=2)
+    write_json(src / "cct.json", {
+        "info": {"detector_metadata": {"typical_detection_threshold": 0.5}},
+        "images": [{"id": "a", "file_name": "a.jpg", "location": "s1", "seq_id": "q1"},
+                   {"id": "b", "file_name": "b.jpg", "location": "s1", "seq_id": "q2"}],
+        "annotations": [{"id": 1, "image_id": "a", "category_id": 1, "bbox": [1, 1, 5, 5], "confidence": 0.9},
+                        {"id": 2, "image_id": "a", "category_id": 1, "bbox": [8, 8, 5, 5], "confidence": 0.1},
+                        {"id": 3, "image_id": "b", "category_id": 1, "bbox": [1, 1, 5, 5], "confidence": 0.3}],
+        "categories": [{"id": 1, "name": "animal"}]})
+    info = cvft_data.ingest(src / "cct.json", tmp_path / "ds")
+    assert info["splits"]["train"]["objects"] == 1 and info["ledger"]["by_reason"] == {"below_threshold": 2}
+    info = cvft_data.ingest(src / "cct.json", tmp_path / "ds2", threshold="0.2")
+    assert info["splits"]["train"]["objects"] == 2
