@@ -3,7 +3,6 @@ serves, or the upload layout (``coco.json`` + ``agcontext.json`` + ``metadata.js
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from pathlib import Path, PurePosixPath
@@ -12,6 +11,7 @@ from typing import Any, Iterator
 from cvft_data.errors import MalformedFileError, MissingImageError, SourceError
 from cvft_data.vocabulary import canonical_split
 
+from ._json import loads_json
 from ._source import Source, open_source
 from .base import Confidence, Connector, ImageRecord, Score, register
 from .coco import add_annotations, annotations_by_image, parse_categories
@@ -99,20 +99,26 @@ class WeedAIConnector(Connector):
             raise MalformedFileError("no weedcoco.json", file=str(self.root), item=self.root.name,
                                      expected="weedcoco.json, or coco.json with agcontext.json")
         self._json_name = name
-        try:
-            doc = json.loads(self.source.read_bytes(name))
-        except json.JSONDecodeError as exc:
-            raise MalformedFileError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
-                                     file=self.source.describe(name), item=name, expected="WeedCOCO JSON") from None
+        where = self.source.describe(name)
+        doc = loads_json(self.source.read_bytes(name), file=where, item=name)
+        if not isinstance(doc, dict) or not isinstance(doc.get("images", []), list):
+            raise MalformedFileError("not a WeedCOCO document", file=where, item=name,
+                                     expected="a JSON object with images, annotations and categories")
         if kind == "upload":
             base = str(PurePosixPath(name).parent)
             side = lambda f: f"{base}/{f}".lstrip("./") if base != "." else f  # noqa: E731
-            ag = json.loads(self.source.read_bytes(side("agcontext.json")))
-            doc.setdefault("agcontexts", [ag] if isinstance(ag, dict) else ag)
+            ag = loads_json(self.source.read_bytes(side("agcontext.json")), file=self.source.describe(side("agcontext.json")))
+            agcontexts = [ag] if isinstance(ag, dict) else ag
+            if not (isinstance(agcontexts, list) and agcontexts and all(isinstance(a, dict) for a in agcontexts)):
+                raise MalformedFileError("agcontext.json holds no agcontext object", file=self.source.describe(side(
+                    "agcontext.json")), item="agcontext.json", expected="an object (or a list of objects)")
+            doc.setdefault("agcontexts", agcontexts)
             for img in doc.get("images", []):
-                img.setdefault("agcontext_id", doc["agcontexts"][0].get("id", 0))
+                if isinstance(img, dict):
+                    img.setdefault("agcontext_id", agcontexts[0].get("id", 0))
             if self.source.exists(side("metadata.json")):
-                doc.setdefault("metadata", json.loads(self.source.read_bytes(side("metadata.json"))))
+                doc.setdefault("metadata", loads_json(self.source.read_bytes(side("metadata.json")),
+                                                      file=self.source.describe(side("metadata.json"))))
         doc = sanitize_ids(doc, file=self.source.describe(name), policy=self.policy)
         parse_categories(doc, self.source.describe(name))
         self._doc = doc

@@ -82,6 +82,8 @@ def header_facts(im: Image.Image, data=None) -> HeaderFacts:
         orientation = int(exif_of(im, data).get(0x0112, 1) or 1)
     except (TypeError, ValueError):
         orientation = 1
+    if im.format == "TIFF" and orientation in _TRANSPOSING:
+        raw_w, raw_h = raw_h, raw_w   # Pillow reports a TIFF's size already turned by its orientation
     return raw_w, raw_h, orientation, im.format or "?"
 
 
@@ -92,6 +94,22 @@ def _truncated(data, fmt: str) -> bool:
     if fmt == "PNG":
         return b"IEND" not in tail[-12:]
     return False
+
+
+def _decodes(data) -> bool:
+    """True when the image decodes to its last row: a JPEG or PNG with bytes after its end marker
+    (a motion photo's video, padding) is whole, a cut one is not. Run only when the end-marker
+    check failed, so the common case never decodes."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.format == "JPEG":
+                im.draft("RGB", (max(1, im.size[0] // 8), max(1, im.size[1] // 8)))  # every scan, 1/8 the pixels
+            im.load()
+        return True
+    except Exception as exc:
+        if isinstance(exc, MemoryError):
+            raise
+        return False
 
 
 def _parse_header(data) -> HeaderFacts:
@@ -121,7 +139,7 @@ def probe(data, *, name: str, file: str | None = None, header: HeaderFacts | Non
     if raw_w <= 0 or raw_h <= 0:
         raise CorruptImageError(f"image has size {raw_w}x{raw_h}", file=file or name, item=name,
                                 expected="a positive width and height")
-    if _truncated(data, fmt):
+    if _truncated(data, fmt) and not _decodes(data):
         raise CorruptImageError(f"{fmt} data is truncated (no end-of-image marker)", file=file or name, item=name,
                                 expected=f"a complete {fmt} file")
     w, h = (raw_h, raw_w) if orientation in _TRANSPOSING else (raw_w, raw_h)
