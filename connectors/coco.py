@@ -34,6 +34,18 @@ from .coco_parse import (  # noqa: F401 (re-exported: connectors.coco.parse_anno
     split_of_file,
 )
 
+
+def _annotations_in(path: Path) -> int:
+    """How many annotations a COCO file that cvft refused still holds, when plain JSON can tell."""
+    import json
+
+    try:
+        doc = json.loads(path.read_bytes())
+        return len(doc["annotations"]) if isinstance(doc, dict) and isinstance(doc.get("annotations"), list) else 0
+    except (ValueError, OSError, RecursionError):
+        return 0
+
+
 _KINDS: dict[tuple, str] = {}
 _TOKEN = b'"segments_info"'
 
@@ -144,8 +156,8 @@ class _CocoBase(Connector):
                                                  item=path.name, expected="a COCO document")
                     data = sanitize_ids(data, file=relpath_posix(path, self.root), policy=self.policy)
                     cats = parse_categories(data, str(path))
-                except SourceError as exc:
-                    self.policy.handle(exc, action="ignored_file")
+                except SourceError as exc:   # the file's annotations are lost with it: counted where they can be
+                    self.policy.handle(exc, action="ignored_file", annotations=_annotations_in(path))
                     continue
                 self._loaded.append((split, path, data))
                 for c in cats:

@@ -96,6 +96,14 @@ def parse_labelmap(text: str) -> list[str]:
     return [ln.split(":", 1)[0].strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
 
 
+def _objects_in_raw(xml: Path | None) -> int:
+    """The ``<object>`` elements an XML that does not parse still shows: the annotations lost with it."""
+    try:
+        return xml.read_bytes().count(b"<object>") if xml is not None else 0
+    except OSError:
+        return 0
+
+
 @register
 class VocConnector(Connector):
     """Pascal VOC detection annotations.
@@ -246,7 +254,7 @@ class VocConnector(Connector):
                                             expected=f"an image named {filename or stem + '.*'} in "
                                                      f"{relpath_posix(img_dir, self.root) if img_dir else 'the root'}")
             except SourceError as exc:
-                n = len(root.findall("object")) if root is not None else 0
+                n = len(root.findall("object")) if root is not None else _objects_in_raw(xml)
                 self.policy.handle(exc, action="dropped_image", annotations=n)
                 continue
             if xml is None and image in yielded:   # an image without its own XML, claimed by another XML

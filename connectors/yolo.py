@@ -365,6 +365,21 @@ class YoloConnector(Connector):
                     rec.label_status = "empty"   # no label file, or an empty one: a background image
                 yield rec
             self._orphan_labels(images, used)
+        self._unlisted_images({img for _, images in splits for img in images})
+
+    def _unlisted_images(self, listed: set[Path]) -> None:
+        """Images of the source that no split lists (a folder the YAML does not name, a misspelt
+        key): left out on purpose or not, they are ledgered per folder with their label lines."""
+        per_folder: dict[Path, list[int]] = {}
+        for p in walk_files(self.root):
+            if is_image_name(p.name) and p not in listed:
+                count = per_folder.setdefault(p.parent, [0, 0])
+                count[0] += 1
+                count[1] += len(self._label_lines(p)[1])
+        for folder, (n, lines) in sorted(per_folder.items()):
+            self.policy.note(relpath_posix(folder, self.root), "not_in_any_split", "ignored_file",
+                             f"{n} images ({lines} label lines) in this folder are in no split of the dataset YAML",
+                             annotations=lines)
 
     def _orphan_labels(self, images: list[Path], used: set[Path]) -> None:
         """Label files in a split's ``labels/`` folders whose image is missing: their annotations

@@ -31,10 +31,11 @@ def ingest(src: str | os.PathLike, out: str | os.PathLike, *, format: str | None
     import connectors
 
     from .builder import BuildOptions, build_dataset
+    from .guard import guarded_call
     from .splits import parse_ratios
 
     cls = connectors.get(format) if format else connectors.detect(src)
-    conn = cls(src, on_error=on_error, **connector_options)
+    conn = guarded_call(lambda: cls(src, on_error=on_error, **connector_options), source=str(src), connector=cls.name)
     ratios = parse_ratios(split) if isinstance(split, str) else split
     if max_side is not None and max_side < 8:
         raise UsageError(f"max_side must be at least 8 pixels, not {max_side}")

@@ -39,6 +39,7 @@ import xxhash
 
 from . import __version__
 from .errors import EmptyDatasetError, UsageError
+from .guard import guarded, guarded_call, output_errors
 from .ledger import ErrorPolicy, Ledger, LedgerEntry
 from .outcome import refuse_empty
 from .paths import prefetch
@@ -167,7 +168,7 @@ def _fresh_records(connector, setup_entries: list[LedgerEntry]) -> Iterator:
     """A pass over the records whose ledger holds only what the connector noted while setting up
     (reading its configuration), so a second pass does not repeat the first one's entries."""
     connector.policy.ledger = Ledger(list(setup_entries))
-    return connector.records()
+    return guarded(connector.records(), source=str(connector.given), connector=connector.name)
 
 
 def _plan_fingerprint(connector, opts: BuildOptions, n_images: int, shard_size: int) -> str:
@@ -194,11 +195,11 @@ def build_dataset(connector, out: str | os.PathLike, options: BuildOptions | Non
         raise UsageError(f"the connector was made with on_error={policy!r}, the build asks for {opts.on_error!r}; "
                          "make the connector with the policy the build should use")
     opts = replace(opts, on_error=policy)
-    class_names = connector.categories()
+    class_names = guarded_call(connector.categories, source=str(out_source := connector.given), connector=connector.name)
     if len(set(class_names)) != len(class_names):
         dupes = sorted(n for n, c in Counter(class_names).items() if c > 1)
         raise UsageError(f"the source declares class names more than once: {dupes}")
-    task = connector.task
+    task = guarded_call(lambda: connector.task, source=str(out_source), connector=connector.name)
     setup_entries = list(connector.policy.ledger)
     ctx = RowContext(task=task, class_names=tuple(class_names), reference=opts.reference, max_side=opts.max_side,
                      image_roots=tuple(str(r) for r in connector.image_roots()))
@@ -207,7 +208,8 @@ def build_dataset(connector, out: str | os.PathLike, options: BuildOptions | Non
     pool = _start_pool(workers) if workers > 1 else None  # its start-up overlaps the first pass
     connector.context.executor = pool  # header reads while listing (camera-trap EXIF) run on the workers too
     try:
-        return _build(_Build(connector, out, opts, on_progress, class_names, task, setup_entries, ctx, workers, pool))
+        with output_errors(out):
+            return _build(_Build(connector, out, opts, on_progress, class_names, task, setup_entries, ctx, workers, pool))
     finally:
         connector.context.executor = None
         release_arenas()  # shards written in this process: do not keep their buffers after the build
@@ -242,7 +244,7 @@ def _build(b: _Build) -> dict:
     first_pass = _fresh_records(connector, setup_entries) if (opts.split_ratios or quick is None or opts.progress) \
         else iter(())
     if quick is not None and not opts.split_ratios and not opts.progress:
-        n_images = quick()
+        n_images = guarded_call(quick, source=str(connector.given), connector=connector.name)
     for rec in first_pass:
         n_images += 1
         if opts.split_ratios:

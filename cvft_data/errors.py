@@ -7,6 +7,7 @@
     │                              also a ValueError
     ├── FormatDetectionError       no connector recognised the source; carries every rejection reason
     ├── CheckpointError            a weights file that cannot be loaded safely or does not fit the model
+    ├── OutputError                the output cannot be written (a full disk, a read-only folder)
     └── SourceError                the source data is wrong; names the file, the item and what was expected
         ├── MalformedFileError     an annotation file that does not parse (JSON, XML, YAML, text)
         ├── UnsafePathError        a file name that would escape the dataset root (``../``, absolute paths)
@@ -39,6 +40,11 @@ class UsageError(CvftError, ValueError):
 class CheckpointError(CvftError):
     """A checkpoint that cvft will not load: it pickles code, holds no state dict, or does not fit
     the model (CLI exit code 1)."""
+
+
+class OutputError(CvftError):
+    """The output cannot be written: a full disk, a read-only or forbidden folder (CLI exit code 1).
+    Nothing half-written is published."""
 
 
 class FormatDetectionError(CvftError):

@@ -52,7 +52,7 @@ class LedgerEntry:
     action: str
     detail: str = ""
     file: str | None = None
-    annotations: int = 0  # annotations lost with a dropped image
+    annotations: int = 0  # annotations lost with this item (a dropped image, an unreadable file)
 
     def to_dict(self) -> dict:
         d = {"item": self.item, "reason": self.reason, "action": self.action}
@@ -94,8 +94,9 @@ class Ledger:
             "entries": len(self.entries),
             "by_reason": dict(sorted(Counter(e.reason for e in self.entries).items())),
             "by_action": dict(sorted(Counter(e.action for e in self.entries).items())),
+            # one per dropped annotation, plus those lost with an image or a whole file
             "annotations_dropped": sum(1 for e in self.entries if e.action == "dropped_annotation")
-            + sum(e.annotations for e in self.entries if e.action == "dropped_image"),
+            + sum(e.annotations for e in self.entries if e.action != "dropped_annotation"),
             "images_dropped": sum(1 for e in self.entries if e.action == "dropped_image"),
         }
 

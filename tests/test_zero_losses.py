@@ -526,3 +526,38 @@ def test_json_integers_beyond_64_bits_are_refused_by_file(tmp_path):
     with pytest.raises(MalformedFileError, match="beyond 64 bits") as caught:
         cvft_data.ingest(src, tmp_path / "ds")
     assert "instances_val.json" in str(caught.value)
+
+
+# --- library errors end as cvft errors -----------------------------------------------------------------
+
+
+def test_a_library_error_from_a_connector_names_the_source(tmp_path, monkeypatch, capsys):
+    import connectors.coco as coco_module
+
+    src = make_coco(tmp_path / "src")
+
+    def broken(*a, **k):   # a parser bug or an input no check foresaw
+        raise KeyError("file_name")
+
+    monkeypatch.setattr(coco_module, "add_annotations", broken)
+    with pytest.raises(MalformedFileError, match="KeyError") as caught:
+        cvft_data.ingest(src, tmp_path / "ds", format="coco")
+    assert str(src) in str(caught.value)
+    assert ingest_cli.main([str(src), "--out", str(tmp_path / "ds"), "--format", "coco", "--quiet"]) == 1
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_full_disk_is_an_output_error_and_nothing_is_published(tmp_path, monkeypatch, capsys):
+    import errno
+
+    import cvft_data.builder as builder
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "ds"))
+
+    monkeypatch.setattr(builder, "_assemble", full)
+    src = make_yolo(tmp_path / "src")
+    rc = ingest_cli.main([str(src), "--out", str(tmp_path / "ds"), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "No space left" in err and "Traceback" not in err
+    assert not (tmp_path / "ds").exists()
