@@ -89,4 +89,7 @@ def export(path: str | os.PathLike, to: str, out: str | os.PathLike, *, overwrit
 
     if to not in EXPORTERS:
         raise UsageError(f"unknown export format {to!r}; choose one of {', '.join(sorted(EXPORTERS))}")
-    return EXPORTERS[to](require_dataset(path), Path(out), overwrite=overwrite)
+    from .store import output_lock
+
+    with output_lock(out):
+        return EXPORTERS[to](require_dataset(path), Path(out), overwrite=overwrite)

@@ -28,7 +28,6 @@ import multiprocessing as mp
 import os
 import shutil
 import sys
-import time
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
@@ -38,17 +37,19 @@ from typing import Any, Callable, Iterator
 import xxhash
 
 from . import __version__
+from .assemble import assemble, cvft_json
 from .errors import EmptyDatasetError, UsageError
 from .guard import guarded, guarded_call, output_errors
 from .ledger import ErrorPolicy, Ledger, LedgerEntry
 from .outcome import refuse_empty
 from .paths import prefetch
+from .resume import chunk_digest, fsync_file, reusable
 from .rows import RowContext, build_row, reset_caches, row_digest_text
-from .schema import CANONICAL_SPLITS, SCHEMA_VERSION, features_for
+from .schema import features_for
 from .shardwriter import ShardWriter, release_arenas
 from .splits import SplitKey, assign_splits
-from .stats import SplitStats, empty_info
-from .store import CVFT_JSON, LEDGER_JSONL, partial_dir_for, replace_dir  # noqa: F401 (re-exported)
+from .stats import SplitStats
+from .store import CVFT_JSON, LEDGER_JSONL, output_lock, partial_dir_for, replace_dir  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +80,6 @@ def shard_size_for(n_images: int) -> int:
     smaller ones cost more than they save; measured in ``bench/``) and 1,000 images (bounded memory
     and fine-grained resume on millions of images)."""
     return max(128, min(1000, math.ceil(n_images / 64)))
-
-
-def _ordered_splits(names) -> list[str]:
-    known = [s for s in CANONICAL_SPLITS if s in names]
-    return known + sorted(set(names) - set(known))
 
 
 # --- the worker side ------------------------------------------------------------------------
@@ -117,9 +113,10 @@ def write_shard(index: int, records: list, ctx: RowContext, on_error: str, work:
         files = {}
         for split, w in writers.items():
             n = w.close()
+            fsync_file(tmp_files[split])
             final = work / f"shard-{index:06d}.{split}.arrow"
             os.replace(tmp_files[split], final)
-            files[split] = {"file": final.name, "rows": n}
+            files[split] = {"file": final.name, "rows": n, "bytes": final.stat().st_size}
     except BaseException:
         for w in writers.values():
             w.abort()
@@ -129,9 +126,11 @@ def write_shard(index: int, records: list, ctx: RowContext, on_error: str, work:
     manifest = {"index": index, "files": files,
                 "stats": {s: st.to_manifest()[0] for s, st in stats.items()},
                 "class_counts": {s: st.to_manifest()[1] for s, st in stats.items()},
-                "ledger": [e.to_dict() for e in policy.ledger], "digest_sum": f"{digest_sum:032x}"}
+                "ledger": [e.to_dict() for e in policy.ledger], "digest_sum": f"{digest_sum:032x}",
+                "records_digest": chunk_digest(records)}
     tmp = work / f"shard-{index:06d}.json.tmp"
     tmp.write_text(json.dumps(manifest), encoding="utf-8")
+    fsync_file(tmp)
     os.replace(tmp, work / f"shard-{index:06d}.json")  # the commit
     return manifest
 
@@ -175,7 +174,8 @@ def _plan_fingerprint(connector, opts: BuildOptions, n_images: int, shard_size: 
     plan = {"cvft": __version__, "connector": connector.name, "root": str(Path(connector.root).resolve()),
             "options": opts.connector_options, "on_error": opts.on_error, "reference": opts.reference,
             "max_side": opts.max_side, "split_ratios": opts.split_ratios, "seed": opts.seed,
-            "images": n_images, "shard_size": shard_size}
+            "images": n_images, "shard_size": shard_size, "classes": list(connector.categories()),
+            "task": connector.task}
     return hashlib.sha256(json.dumps(plan, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -188,6 +188,11 @@ def build_dataset(connector, out: str | os.PathLike, options: BuildOptions | Non
     """
     opts = options or BuildOptions()
     out = Path(out)
+    with output_lock(out):
+        return _build_locked(connector, out, opts, on_progress)
+
+
+def _build_locked(connector, out: Path, opts: BuildOptions, on_progress) -> dict:
     if out.exists() and not opts.overwrite:
         raise UsageError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
     policy = connector.policy.name   # the connector's context was made once; it is never swapped
@@ -286,9 +291,12 @@ def _build(b: _Build) -> dict:
         for index, chunk in enumerate(_chunks(records, shard_size)):
             committed = work / f"shard-{index:06d}.json"
             if committed.exists():
-                manifests[index] = json.loads(committed.read_text())
-                _advance(bar, on_progress, len(chunk))
-                continue
+                manifest = _read_manifest(committed)
+                if manifest is not None and reusable(manifest, work, chunk):
+                    manifests[index] = manifest
+                    _advance(bar, on_progress, len(chunk))
+                    continue
+                committed.unlink()
             if pool is None or n_images <= shard_size:  # one shard: written here, no process hop
                 manifests[index] = write_shard(index, chunk, ctx, opts.on_error, work)
                 _advance(bar, on_progress, len(chunk))
@@ -305,14 +313,34 @@ def _build(b: _Build) -> dict:
     ledger = Ledger(list(connector.policy.ledger))
     for i in sorted(manifests):
         ledger.extend(LedgerEntry(**e) for e in manifests[i]["ledger"])
-    info = _cvft_json(connector, opts, task, class_names, manifests, ledger)
+    info = cvft_json(connector, opts, task, class_names, manifests, ledger)
     try:
         refuse_empty(info, ledger, root=connector.given, connector=connector.name)
     except EmptyDatasetError:
         shutil.rmtree(work, ignore_errors=True)  # nothing to resume: the next run starts over
         raise
-    _assemble(work, out, task, class_names, manifests, info, ledger, opts.overwrite)
+    assemble(work, out, task, class_names, manifests, info, ledger, opts.overwrite)
     return info
+
+
+def _read_manifest(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _die_with_parent() -> None:
+    """Worker initializer: on Linux, the kernel kills the worker when the ingest process dies (a
+    killed ingest leaves no orphan writing shards into the partial folder)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+        except OSError:
+            pass
 
 
 def _start_pool(workers: int) -> ProcessPoolExecutor:
@@ -320,7 +348,7 @@ def _start_pool(workers: int) -> ProcessPoolExecutor:
     only read files and write their own Arrow shards."""
     # fork is safe enough on Linux (PyTorch's DataLoader does the same); macOS and Windows spawn
     method = "fork" if sys.platform.startswith("linux") else "spawn"
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method), initializer=_die_with_parent)
     for _ in range(workers):
         pool.submit(os.getpid)  # start the workers now, while the first pass runs
     return pool
@@ -353,84 +381,3 @@ def _collect(pending: dict, manifests: dict, bar, on_progress, how) -> None:
         m = fut.result()  # re-raises a worker's SourceError here, under the raise policy
         manifests[m["index"]] = m
         _advance(bar, on_progress, n)
-
-
-def _cvft_json(connector, opts: BuildOptions, task: str, class_names: list[str], manifests: dict,
-               ledger: Ledger) -> dict:
-    splits: dict[str, SplitStats] = {}
-    digest_sum = 0
-    for i in sorted(manifests):
-        m = manifests[i]
-        digest_sum = (digest_sum + int(m["digest_sum"], 16)) % _MOD128
-        for split, counts in m["stats"].items():
-            splits.setdefault(split, SplitStats(task)).merge(counts, m["class_counts"].get(split, {}))
-    ordered = {split: splits[split].as_info(class_names) for split in _ordered_splits(splits)}
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "cvft_version": __version__,
-        "task": task,
-        "classes": list(class_names),
-        "categories": connector.category_info(),
-        "splits": ordered,
-        "source": {"path": str(Path(connector.root).resolve()), "connector": connector.name,
-                   "options": opts.connector_options, **({"info": connector.source_info()} if connector.source_info() else {})},
-        "images": {"storage": "reference" if opts.reference and not opts.max_side else "embedded",
-                   "max_side": opts.max_side},
-        "split": {"ratios": opts.split_ratios, "seed": opts.seed} if opts.split_ratios else None,
-        "on_error": opts.on_error,
-        "ledger": ledger.summary(),
-        "content_hash": xxhash.xxh3_128_hexdigest(f"{digest_sum:032x}".encode()),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-
-
-def _link(src: Path, dst: Path) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-
-def _assemble(work: Path, out: Path, task: str, class_names: list[str], manifests: dict, info: dict,
-              ledger: Ledger, overwrite: bool) -> None:
-    """Lay out the committed shards as ``save_to_disk`` would, then rename into place."""
-    from datasets import DatasetInfo
-
-    features = features_for(task, class_names)
-    staging = work / "dataset"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir()
-    per_split: dict[str, list[Path]] = {}
-    for i in sorted(manifests):
-        for split, f in manifests[i]["files"].items():
-            if f["rows"]:
-                per_split.setdefault(split, []).append(work / f["file"])
-    if not per_split:
-        per_split["train"] = []
-    split_names = _ordered_splits(per_split)
-    for split in split_names:
-        d = staging / split
-        d.mkdir()
-        files = per_split[split]
-        if not files:  # an empty split still opens as a 0-row dataset
-            from datasets.arrow_writer import ArrowWriter
-            w = ArrowWriter(features=features, path=str(work / f"empty.{split}.arrow"))
-            w.finalize()
-            w.close()
-            files = [work / f"empty.{split}.arrow"]
-        n = len(files)
-        for k, src in enumerate(files):
-            _link(src, d / f"data-{k:05d}-of-{n:05d}.arrow")
-        fp = xxhash.xxh3_64_hexdigest(f"{info['content_hash']}/{split}".encode())
-        state = {"_data_files": [{"filename": f"data-{k:05d}-of-{n:05d}.arrow"} for k in range(n)],
-                 "_fingerprint": fp, "_format_columns": None, "_format_kwargs": {}, "_format_type": None,
-                 "_output_all_columns": False, "_split": split}
-        (d / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True), encoding="utf-8")
-        DatasetInfo(features=features, description="cvft dataset").write_to_directory(str(d))
-    info["splits"] = {s: info["splits"].get(s, empty_info(class_names)) for s in split_names}
-    (staging / "dataset_dict.json").write_text(json.dumps({"splits": split_names}), encoding="utf-8")
-    (staging / CVFT_JSON).write_text(json.dumps(info, indent=2, ensure_ascii=False), encoding="utf-8")
-    ledger.write_jsonl(staging / LEDGER_JSONL)
-    replace_dir(staging, out, overwrite)
-    shutil.rmtree(work, ignore_errors=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .errors import UsageError
 
@@ -146,11 +147,18 @@ def split(path, out, ratios: str | dict[str, float], *, seed: int = 0, by: str =
         >>> list(info["splits"]), sum(s["images"] for s in info["splits"].values())
         (['train', 'validation', 'test'], 30)
     """
+    from .store import output_lock
+
+    with output_lock(out):
+        return _split(path, Path(out), ratios, seed=seed, by=by, stratify=stratify, overwrite=overwrite)
+
+
+def _split(path, out, ratios, *, seed: int, by: str, stratify: bool, overwrite: bool) -> dict:
     import json
     import shutil
-    from pathlib import Path
 
     import datasets
+    import xxhash
 
     from .stats import STATS_COLUMNS, SplitStats, classes_of
     from .store import CVFT_JSON, LEDGER_JSONL, read_info, replace_dir, rows
@@ -158,7 +166,6 @@ def split(path, out, ratios: str | dict[str, float], *, seed: int = 0, by: str =
 
     if by not in ("group", "none"):
         raise UsageError(f"--by must be group or none, not {by!r}")
-    out = Path(out)
     if out.exists() and not overwrite:
         raise UsageError(f"{out} already exists; pass --overwrite to replace it")
     ratios = parse_ratios(ratios) if isinstance(ratios, str) else ratios
@@ -195,7 +202,11 @@ def split(path, out, ratios: str | dict[str, float], *, seed: int = 0, by: str =
         for row in rows(ds, STATS_COLUMNS):
             st.add(row)
         splits_info[s] = st.as_info(names)
-    meta = {**meta, "splits": splits_info,
+    # the same rows in other splits are another dataset: caches keyed by the hash must not serve the old split
+    placement = xxhash.xxh3_128(str(meta.get("content_hash", "")).encode())
+    for key, s in zip(keys, assignment.splits):
+        placement.update(f"\n{s}\0{key.image_id}".encode())
+    meta = {**meta, "splits": splits_info, "content_hash": placement.hexdigest(),
             "split": {"ratios": ratios, "seed": seed, "by": by, "stratify": stratify,
                       "unplaced_classes": assignment.unplaced, "from": str(path)}}
     (staging / CVFT_JSON).write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")

@@ -22,13 +22,14 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 from pathlib import Path
 from typing import Iterator
 
-from .errors import UsageError
+from .errors import OutputError, UsageError
 from .ledger import Ledger
 
 CVFT_JSON = "cvft.json"
@@ -66,6 +67,45 @@ def read_ledger(path: str | os.PathLike) -> Ledger:
 def partial_dir_for(out: Path) -> Path:
     """Where a build of ``out`` writes its committed shards until it renames the dataset into place."""
     return out.parent / f".{out.name}.cvft-partial"
+
+
+@contextlib.contextmanager
+def output_lock(out: str | os.PathLike):
+    """Hold the lock of the output ``out`` for the duration of the block: a second ingest, export
+    or split to the same output is refused while the first runs (two runs never share an output).
+    The lock is ``.<name>.cvft-lock`` beside ``out`` (``flock``; released when the process dies)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    path = out.parent / f".{out.name}.cvft-lock"
+    try:
+        import fcntl
+    except ImportError:   # no flock (Windows): no lock, as before
+        yield
+        return
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise OutputError(f"another cvft run (pid {holder}) is writing {out}; wait for it to finish or choose "
+                              "another output") from None
+        try:   # the holder before us may have removed the file after we opened it: lock the current one
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    try:
+        yield
+    finally:
+        try:
+            os.unlink(path)
+        finally:
+            os.close(fd)
 
 
 def replace_dir(src: Path, dst: Path, overwrite: bool) -> None:

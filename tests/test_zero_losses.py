@@ -555,9 +555,113 @@ def test_a_full_disk_is_an_output_error_and_nothing_is_published(tmp_path, monke
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "ds"))
 
-    monkeypatch.setattr(builder, "_assemble", full)
+    monkeypatch.setattr(builder, "assemble", full)
     src = make_yolo(tmp_path / "src")
     rc = ingest_cli.main([str(src), "--out", str(tmp_path / "ds"), "--quiet"])
     err = capsys.readouterr().err
     assert rc == 1 and "No space left" in err and "Traceback" not in err
     assert not (tmp_path / "ds").exists()
+
+
+# --- crash safety and concurrency -----------------------------------------------------------------------
+
+
+def test_a_second_run_to_the_same_output_is_refused_while_the_first_runs(tmp_path):
+    from cvft_data.errors import OutputError
+    from cvft_data.store import output_lock
+
+    src = make_yolo(tmp_path / "src")
+    cvft_data.ingest(src, tmp_path / "ds")
+    for target in ("ds2", "yolo", "split"):
+        with output_lock(tmp_path / target):   # the first run, still writing
+            with pytest.raises(OutputError, match="another cvft run"):
+                if target == "ds2":
+                    cvft_data.ingest(src, tmp_path / target)
+                elif target == "yolo":
+                    cvft_data.export(tmp_path / "ds", "yolo", tmp_path / target)
+                else:
+                    cvft_data.split(tmp_path / "ds", tmp_path / target, "0.5,0.5")
+        assert not (tmp_path / target).exists()
+    cvft_data.ingest(src, tmp_path / "ds2")   # released: it runs
+    assert not list(tmp_path.glob(".*.cvft-lock"))
+
+
+def test_the_lock_is_held_across_processes(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from cvft_data.errors import OutputError
+
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from cvft_data.store import output_lock\n"
+        f"with output_lock({str(tmp_path / 'ds')!r}):\n    print('locked', flush=True); time.sleep(30)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(OutputError, match=f"pid {holder.pid}"):
+            cvft_data.ingest(make_yolo(tmp_path / "src"), tmp_path / "ds")
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.1)
+    cvft_data.ingest(tmp_path / "src", tmp_path / "ds")   # the kernel released a dead holder's lock
+
+
+def _interrupted_build(src, out, monkeypatch):
+    """Build ``src`` with one image per shard and stop after the first two shards are committed."""
+    import cvft_data.builder as builder
+
+    real = builder.write_shard
+    calls = {"n": 0}
+
+    def stop_after_two(index, *a, **k):
+        calls["n"] += 1
+        if calls["n"] > 2:
+            raise KeyboardInterrupt
+        return real(index, *a, **k)
+
+    monkeypatch.setattr(builder, "write_shard", stop_after_two)
+    conn = __import__("connectors").get("yolo")(src)
+    with pytest.raises(KeyboardInterrupt):
+        builder.build_dataset(conn, out, builder.BuildOptions(shard_size=1))
+    monkeypatch.setattr(builder, "write_shard", real)
+    assert (out.parent / f".{out.name}.cvft-partial" / "shard-000001.json").exists()
+
+
+def test_resume_does_not_reuse_shards_of_a_source_that_changed(tmp_path, monkeypatch):
+    import connectors
+    from cvft_data.builder import BuildOptions, build_dataset
+
+    src = make_yolo(tmp_path / "src")
+    _interrupted_build(src, tmp_path / "ds", monkeypatch)
+    (src / "labels" / "train" / "a.txt").write_text("1 0.5 0.5 0.5 0.5\n")   # relabelled meanwhile
+    build_dataset(connectors.get("yolo")(src), tmp_path / "ds", BuildOptions(shard_size=1))
+    cvft_data.ingest(src, tmp_path / "fresh")
+    assert cvft_data.info(tmp_path / "ds")["content_hash"] == cvft_data.info(tmp_path / "fresh")["content_hash"]
+
+
+def test_resume_rewrites_a_damaged_committed_shard(tmp_path, monkeypatch):
+    import connectors
+    from cvft_data.builder import BuildOptions, build_dataset
+
+    src = make_yolo(tmp_path / "src")
+    _interrupted_build(src, tmp_path / "ds", monkeypatch)
+    shard = next((tmp_path / ".ds.cvft-partial").glob("shard-000000.*.arrow"))
+    shard.write_bytes(shard.read_bytes()[:100])   # a torn write the commit did not see
+    build_dataset(connectors.get("yolo")(src), tmp_path / "ds", BuildOptions(shard_size=1))
+    ds = cvft_data.load(tmp_path / "ds")
+    assert sum(len(s) for s in ds.values()) == 4 and len(ds["train"][0]["objects"]["bbox"]) >= 0
+
+
+def test_split_writes_a_new_content_hash(tmp_path):
+    src = make_yolo(tmp_path / "src")
+    before = cvft_data.ingest(src, tmp_path / "ds")["content_hash"]
+    one = cvft_data.split(tmp_path / "ds", tmp_path / "s1", "0.5,0.5", seed=0, by="none")["content_hash"]
+    two = cvft_data.split(tmp_path / "ds", tmp_path / "s2", "0.5,0.5", seed=3, by="none")
+    again = cvft_data.split(tmp_path / "ds", tmp_path / "s3", "0.5,0.5", seed=0, by="none")["content_hash"]
+    assert one != before and one == again
+    if [r["image_id"] for r in cvft_data.load(tmp_path / "s1")["train"]] != \
+            [r["image_id"] for r in cvft_data.load(tmp_path / "s2")["train"]]:
+        assert two["content_hash"] != one
+    assert cvft_data.info(tmp_path / "s1")["content_hash"] == one
