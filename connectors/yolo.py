@@ -239,6 +239,10 @@ class YoloConnector(Connector):
                                          f"{key}: lists the same images as {twin}; they are read once, in {twin}")
                         continue
                     splits.append((canonical_split(key), images))
+            extra = doc.get("cvft_extra_splits") or []   # splits cvft exported beyond train/val/test
+            for key in extra if isinstance(extra, list) else []:
+                if isinstance(key, str) and key not in _SPLIT_KEYS and doc.get(key):
+                    splits.append((canonical_split(key), self._split_images(base, key, doc[key], relpath_posix(y, self.root))))
             self._config = (names, splits, kpt_dims)
             return self._config
         # darknet

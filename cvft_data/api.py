@@ -72,7 +72,8 @@ def read_ledger(path: str | os.PathLike) -> Ledger:
 
 
 def export(path: str | os.PathLike, to: str, out: str | os.PathLike, *, overwrite: bool = False) -> dict:
-    """Write the dataset at ``path`` as ``yolo``, ``coco`` or ``imagefolder`` into ``out``.
+    """Write the dataset at ``path`` as ``yolo``, ``coco``, ``imagefolder`` or ``csv`` (image-level
+    labels, Roboflow's multi-label layout) into ``out``.
 
     Returns a summary with ``images``, ``objects`` and the export ledger (what the target format
     could not carry). Example:

@@ -7,9 +7,10 @@ Every exporter writes into a staging folder and renames it into place, writes th
 from __future__ import annotations
 
 from .coco import export_coco
+from .csv_labels import export_csv
 from .imagefolder import export_imagefolder
 from .yolo import export_yolo
 
-EXPORTERS = {"yolo": export_yolo, "coco": export_coco, "imagefolder": export_imagefolder}
+EXPORTERS = {"yolo": export_yolo, "coco": export_coco, "imagefolder": export_imagefolder, "csv": export_csv}
 
-__all__ = ["EXPORTERS", "export_coco", "export_imagefolder", "export_yolo"]
+__all__ = ["EXPORTERS", "export_coco", "export_csv", "export_imagefolder", "export_yolo"]

@@ -45,7 +45,8 @@ def export_coco(dataset_dir: Path, out: Path, *, overwrite: bool = False) -> dic
     if task in ("classification", "multilabel"):
         ctx.abort()
         from ..errors import UsageError
-        raise UsageError(f"a {task} dataset has no boxes to export to COCO; use --to imagefolder")
+        raise UsageError(f"a {task} dataset has no boxes to export to COCO; use --to csv"
+                         + (" or --to imagefolder" if task == "classification" else ""))
     cats, ids = _categories(ctx)
     n_images = n_objects = 0
     try:
