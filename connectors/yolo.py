@@ -16,7 +16,7 @@ from cvft_data.errors import (
     MissingImageError,
     SourceError,
     UnknownClassError,
-    UsageError,
+    UnsafePathError,
 )
 from cvft_data.paths import inside, relpath_posix
 from cvft_data.vocabulary import canonical_split, is_split_name
@@ -181,8 +181,9 @@ class YoloConnector(Connector):
             if c.exists() and inside(self.root, c):
                 return c
             if c.exists() and not inside(self.root, c):
-                raise UsageError(f"{file}: split entry {entry!r} points outside the dataset root {self.root}; "
-                                 "run cvft-ingest on a folder that holds the images")
+                raise UnsafePathError(f"split entry {entry!r} points outside the dataset root {self.root}", file=file,
+                                      item=entry, expected="a path inside the source; run cvft-ingest on a folder "
+                                                           "that holds the images")
         raise MalformedFileError(f"split entry {entry!r} not found", file=file, item=entry,
                                  expected=f"a folder, list file or image under {self.root}")
 

@@ -38,7 +38,7 @@ import xxhash
 
 from . import __version__
 from .assemble import assemble, cvft_json
-from .errors import EmptyDatasetError, UsageError
+from .errors import EmptyDatasetError, MalformedFileError, UsageError
 from .guard import guarded, guarded_call, output_errors
 from .ledger import ErrorPolicy, Ledger, LedgerEntry
 from .outcome import refuse_empty
@@ -203,7 +203,8 @@ def _build_locked(connector, out: Path, opts: BuildOptions, on_progress) -> dict
     class_names = guarded_call(connector.categories, source=str(out_source := connector.given), connector=connector.name)
     if len(set(class_names)) != len(class_names):
         dupes = sorted(n for n, c in Counter(class_names).items() if c > 1)
-        raise UsageError(f"the source declares class names more than once: {dupes}")
+        raise MalformedFileError(f"the source declares class names more than once: {dupes}", file=str(connector.given),
+                                 item=str(dupes[0]), expected="each class name declared once")
     task = guarded_call(lambda: connector.task, source=str(out_source), connector=connector.name)
     setup_entries = list(connector.policy.ledger)
     ctx = RowContext(task=task, class_names=tuple(class_names), reference=opts.reference, max_side=opts.max_side,

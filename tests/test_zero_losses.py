@@ -665,3 +665,40 @@ def test_split_writes_a_new_content_hash(tmp_path):
             [r["image_id"] for r in cvft_data.load(tmp_path / "s2")["train"]]:
         assert two["content_hash"] != one
     assert cvft_data.info(tmp_path / "s1")["content_hash"] == one
+
+
+# --- exit codes: 1 for the data, 2 only for usage -------------------------------------------------------
+
+
+def test_source_problems_exit_1_not_2(tmp_path, capsys):
+    src = make_yolo(tmp_path / "src")
+    (src / "data.yaml").write_text("train: images/train\nval: images/val\nnames: [cat, cat]\n")
+    assert ingest_cli.main([str(src), "--out", str(tmp_path / "a"), "--quiet"]) == 1
+    assert "more than once" in capsys.readouterr().err
+    outside = make_yolo(tmp_path / "elsewhere")
+    (src / "data.yaml").write_text(f"train: {outside / 'images' / 'train'}\nval: images/val\nnames: [cat, dog]\n")
+    assert ingest_cli.main([str(src), "--out", str(tmp_path / "b"), "--quiet"]) == 1
+    assert "outside the dataset root" in capsys.readouterr().err
+
+
+def test_pool_workers_are_told_to_die_with_the_ingest():
+    import ctypes
+    import signal
+    import sys
+    from concurrent.futures import ProcessPoolExecutor
+
+    from cvft_data.builder import _die_with_parent
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("PR_SET_PDEATHSIG is Linux's")
+    with ProcessPoolExecutor(1, initializer=_die_with_parent) as pool:
+        assert pool.submit(_parent_death_signal).result() == signal.SIGKILL
+    _ = ctypes
+
+
+def _parent_death_signal() -> int:
+    import ctypes
+
+    sig = ctypes.c_int(0)
+    ctypes.CDLL("libc.so.6").prctl(2, ctypes.byref(sig))   # PR_GET_PDEATHSIG
+    return sig.value
