@@ -53,7 +53,8 @@ _TOKEN = b'"segments_info"'
 def json_kind(path: Path) -> str:
     """``panoptic`` when the COCO JSON at ``path`` holds ``segments_info`` anywhere (panoptic
     annotations), else ``instances``: decided by content, streamed in 1 MiB chunks (a byte scan,
-    far cheaper than parsing), remembered per file version."""
+    far cheaper than parsing), remembered per file version. A file without any annotation says
+    nothing by content; then a ``panoptic`` name decides."""
     try:
         st = path.stat()
     except OSError:
@@ -67,8 +68,20 @@ def json_kind(path: Path) -> str:
                     kind = "panoptic"
                     break
                 tail = chunk[-len(_TOKEN):]
+        if kind == "instances" and path.name.startswith("panoptic") and _without_annotations(path):
+            kind = "panoptic"   # an empty panoptic file says nothing by content: its name decides
         _KINDS[key] = kind
     return _KINDS[key]
+
+
+def _without_annotations(path: Path) -> bool:
+    import json
+
+    try:
+        doc = json.loads(path.read_bytes())
+    except (ValueError, OSError, RecursionError):
+        return False
+    return isinstance(doc, dict) and not doc.get("annotations")
 
 
 class _CocoBase(Connector):

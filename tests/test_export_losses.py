@@ -125,3 +125,26 @@ def test_zero_area_polygons_traced_from_masks_are_not_written(tmp_path):
     for ln in lines:
         vals = [float(v) for v in ln.split()[1:]]
         assert len(vals) >= 6 and polygon_area(vals) > 0
+
+
+@pytest.mark.real_fixtures
+@pytest.mark.parametrize("to", ["yolo", "coco"])
+def test_real_exports_round_trip_without_silent_changes(real, to, tmp_path):
+    """ingest -> export -> re-ingest over every real export: what changed is in a ledger
+    (``bench/roundtrip_real.py`` prints the table)."""
+    import importlib.util
+    from pathlib import Path
+
+    from test_real_fixtures import EXPECTED_CONNECTOR
+
+    spec = importlib.util.spec_from_file_location("roundtrip_real", Path(__file__).parents[1] / "bench" / "roundtrip_real.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.REAL = real
+    silent = {}
+    for k, (rel, fmt) in enumerate(sorted(EXPECTED_CONNECTOR.items())):
+        r = module.roundtrip(real / rel, fmt, to, tmp_path / str(k))
+        assert not r["status"].startswith("re-ingest failed"), r
+        if r["status"] == "ok" and r["silent_annotations"] + r["silent_images"]:
+            silent[rel] = r
+    assert not silent

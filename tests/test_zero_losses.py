@@ -702,3 +702,17 @@ def _parent_death_signal() -> int:
     sig = ctypes.c_int(0)
     ctypes.CDLL("libc.so.6").prctl(2, ctypes.byref(sig))   # PR_GET_PDEATHSIG
     return sig.value
+
+
+def test_a_panoptic_file_without_annotations_stays_panoptic(tmp_path):
+    """Found by the real-export round trip: a panoptic split whose images are all unlabeled has an
+    empty annotations list, which says nothing by content; its name decides."""
+    from connectors.coco import json_kind
+
+    p = tmp_path / "annotations" / "panoptic_train.json"
+    write_json(p, {"images": [{"id": 1, "file_name": "a.jpg"}], "annotations": [], "categories": []})
+    assert json_kind(p) == "panoptic"
+    q = tmp_path / "annotations" / "panoptic_val.json"
+    write_json(q, {"images": [], "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1]}],
+                   "categories": []})
+    assert json_kind(q) == "instances"
