@@ -135,6 +135,7 @@ class CocoCameraTrapsConnector(Connector):
                               declared_size=CocoConnector._declared_size(img))
             labels: list[str] = []
             seq_level: list[str] = []
+            rejected = 0   # annotations dropped here: an image left with none of its labels is unlabeled, not empty
             for a in anns:
                 cat = cats.get(a.get("category_id")) if is_id(a.get("category_id")) else None
                 conf = a.get("confidence", a.get("conf"))
@@ -144,6 +145,7 @@ class CocoCameraTrapsConnector(Connector):
                                      "(--option threshold=...)", file=fname)
                     continue
                 if cat is None:
+                    rejected += 1
                     self.policy.handle(UnknownClassError(f"category_id {a.get('category_id')} is not declared",
                                                          file=fname, item=f"{fn}#annotation {str(a.get('id'))[:40]}",
                                                          expected="a declared category"), action="dropped_annotation")
@@ -168,15 +170,15 @@ class CocoCameraTrapsConnector(Connector):
                 meta["sequence_level"] = sorted(set(seq_level))
             has_empty = any(str(cats.get(a.get("category_id"), "")).lower() == "empty" for a in anns)
             if task == "detection":
-                rec.label_status = "labeled" if rec.objects else ("empty" if has_empty or (anns and not meta.get("labels"))
-                                                                  else "unlabeled")
+                rec.label_status = "labeled" if rec.objects else \
+                    ("empty" if has_empty or (anns and not rejected and not meta.get("labels")) else "unlabeled")
             else:
                 labels = [x for x in labels if x in names]
                 if task == "classification":
                     rec.label = labels[0] if labels else None
                 else:
                     rec.labels = labels
-                rec.label_status = "labeled" if labels else ("empty" if has_empty else "unlabeled")
+                rec.label_status = "labeled" if labels else ("empty" if has_empty and not rejected else "unlabeled")
             yield rec
 
 

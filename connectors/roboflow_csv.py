@@ -17,6 +17,9 @@ from .base import (
     ImageRecord,
     ObjectRecord,
     Score,
+    is_hidden,
+    is_image_name,
+    label_status_of,
     read_prefix,
     register,
 )
@@ -99,21 +102,40 @@ class RoboflowCsvConnector(Connector):
         images_dir = Path(self.options["images"]) if "images" in self.options else None
         for split, f, fname, cols, rows in self._read():
             by_image: dict[str, list[ObjectRecord]] = {}
+            given: dict[str, int] = {}
             for i, r in enumerate(rows, start=2):
+                name = r[cols["filename"]] if len(r) > cols["filename"] else None
+                if name:
+                    by_image.setdefault(name, [])
+                    given[name] = given.get(name, 0) + 1
                 try:
                     box = xyxy_to_xywh(*(float(r[cols[k]]) for k in ("xmin", "ymin", "xmax", "ymax")))
+                    if not name or len(r) <= cols["class"]:
+                        raise ValueError
                 except (ValueError, IndexError):
-                    self.policy.handle(AnnotationError(f"line {i} has no numeric corners", file=fname,
-                                                       item=f"line {i}", expected="xmin, ymin, xmax, ymax numbers"),
+                    self.policy.handle(AnnotationError(f"line {i} has no file name, class or numeric corners",
+                                                       file=fname, item=f"{name}#line {i}" if name else f"line {i}",
+                                                       expected="filename, class, xmin, ymin, xmax, ymax"),
                                        action="dropped_annotation")
                     continue
-                by_image.setdefault(r[cols["filename"]], []).append(
-                    ObjectRecord(r[cols["class"]], bbox=box, ref=f"line {i}"))
+                by_image[name].append(ObjectRecord(r[cols["class"]], bbox=box, ref=f"line {i}"))
+            listed: set[Path] = set()
             for name in sorted(by_image):
                 objs = by_image[name]
                 path = self.find_image(name, images_dir or f.parent, file=fname, annotations=len(objs), within=images_dir)
                 if path is None:
                     continue
+                listed.add(path)
                 rel = safe_relative(name, file=fname, item=name)
                 yield ImageRecord(image_id=relpath_posix(path, self.root) if not images_dir else rel.as_posix(),
-                                  path=path, split=split, objects=objs, label_status="labeled", source_file=fname)
+                                  path=path, split=split, objects=objs, source_file=fname,
+                                  label_status=label_status_of(len(objs), given[name]))
+            # the CSV lists only images with boxes: the folder's other images are kept, as unlabeled
+            # (a Roboflow null image and an image nobody labelled look the same here)
+            folder = images_dir or f.parent
+            mentioned = {n.replace("\\", "/").rsplit("/", 1)[-1].lower() for n in by_image}
+            for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+                if path.is_file() and is_image_name(path.name) and not is_hidden(path.name) and path not in listed \
+                        and path.name.lower() not in mentioned:   # a row named it: reported there already
+                    yield ImageRecord(image_id=relpath_posix(path, self.root) if not images_dir else path.name,
+                                      path=path, split=split, label_status="unlabeled", source_file=fname)

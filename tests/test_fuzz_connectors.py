@@ -116,6 +116,16 @@ def outcome(root: Path, out: Path, name: str, policy: str):
     return info, list(cvft_data.read_ledger(out)), None
 
 
+def assert_no_empty_image_lost_annotations(ds_path: Path, ledger: list, what: str) -> None:
+    """An image whose annotations were all rejected is unlabeled, never empty (a null image)."""
+    dropped = {e.item.split("#", 1)[0] for e in ledger if e.action == "dropped_annotation" and "#" in e.item}
+    if not dropped:
+        return
+    for split in cvft_data.load(ds_path).values():
+        for image_id, status in zip(split["image_id"], split["label_status"]):
+            assert not (status == "empty" and image_id in dropped), f"{what}: {image_id} lost annotations but is 'empty'"
+
+
 def kept_annotations(info: dict) -> int:
     return sum(s["objects"] for s in info["splits"].values())
 
@@ -141,6 +151,8 @@ def test_mutated_sources_end_in_a_dataset_or_a_clear_error(name, tmp_path_factor
         target.write_bytes(mutate(target.read_bytes(), kind, position, payload))
         for policy in ("raise", "skip"):
             info, ledger, error = outcome(root, base / f"out{k}-{policy}", name, policy)
+            if policy == "skip" and info is not None:
+                assert_no_empty_image_lost_annotations(base / f"out{k}-{policy}", ledger, f"{name} {kind} {payload!r}")
             if policy == "skip" and name in COUNTERS and (error is None or isinstance(error, EmptyDatasetError)):
                 expected = COUNTERS[name](root)
                 if expected is not None:

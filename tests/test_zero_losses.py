@@ -716,3 +716,29 @@ def test_a_panoptic_file_without_annotations_stays_panoptic(tmp_path):
     write_json(q, {"images": [], "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1]}],
                    "categories": []})
     assert json_kind(q) == "instances"
+
+
+def test_roboflow_csv_keeps_unlisted_images_and_images_whose_rows_were_rejected(tmp_path):
+    src = tmp_path / "src"
+    for n in ("a.jpg", "b.jpg", "null.jpg"):
+        write_image(src / n, seed=len(n))
+    (src / "_annotations.csv").write_text("filename,width,height,class,xmin,ymin,xmax,ymax\n"
+                                          "a.jpg,24,16,cat,1,1,5,5\nb.jpg,24,16,cat,x,1,5,5\n")
+    info = cvft_data.ingest(src, tmp_path / "ds", on_error="skip")
+    rows = {r["image_id"]: r["label_status"] for r in cvft_data.load(tmp_path / "ds")["train"]}
+    assert rows == {"a.jpg": "labeled", "b.jpg": "unlabeled", "null.jpg": "unlabeled"}
+    assert info["ledger"]["annotations_dropped"] == 1
+
+
+def test_camera_trap_coco_image_whose_labels_were_all_rejected_is_unlabeled(tmp_path):
+    src = tmp_path / "src"
+    write_image(src / "a.jpg")
+    write_image(src / "b.jpg", seed=1)
+    write_json(src / "cct.json", {
+        "images": [{"id": "a", "file_name": "a.jpg", "location": "s"}, {"id": "b", "file_name": "b.jpg", "location": "s"}],
+        "annotations": [{"id": 1, "image_id": "a", "category_id": 9, "bbox": [1, 1, 5, 5]},
+                        {"id": 2, "image_id": "b", "category_id": 1, "bbox": [1, 1, 5, 5]}],
+        "categories": [{"id": 1, "name": "deer"}]})
+    cvft_data.ingest(src / "cct.json", tmp_path / "ds", on_error="skip")
+    rows = {r["image_id"]: r["label_status"] for r in cvft_data.load(tmp_path / "ds")["train"]}
+    assert rows == {"a.jpg": "unlabeled", "b.jpg": "labeled"}
