@@ -20,13 +20,14 @@ import os
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from cvft_data.archive import check_member
 from cvft_data.errors import MalformedFileError
 from cvft_data.paths import relpath_posix
 
 from ._files import is_hidden, walk_files
 
 #: Annotation files above this size are refused (images are read by the builder, not here).
-MAX_TEXT_BYTES = 2 << 30
+MAX_TEXT_BYTES = 1 << 30
 
 
 class Source:
@@ -125,10 +126,12 @@ class ZipSource(Source):
 
     def read_bytes(self, name: str) -> bytes:
         info = self._infos[name]
-        if info.file_size > MAX_TEXT_BYTES:
-            raise MalformedFileError(f"member is {info.file_size} bytes uncompressed", file=self.describe(name),
-                                     item=name, expected=f"at most {MAX_TEXT_BYTES} bytes")
-        return self._zip.read(info)
+        check_member(info, self.root, max_bytes=MAX_TEXT_BYTES)   # size and ratio: no zip bomb into memory
+        try:
+            return self._zip.read(info)
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
+            raise MalformedFileError(f"member cannot be read ({exc})", file=self.describe(name), item=name,
+                                     expected="an intact, unencrypted zip member") from None
 
     def location(self, name: str) -> tuple[Path, str | None]:
         return self.root, self._infos[name].filename

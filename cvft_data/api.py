@@ -90,7 +90,8 @@ def export(path: str | os.PathLike, to: str, out: str | os.PathLike, *, overwrit
 
     if to not in EXPORTERS:
         raise UsageError(f"unknown export format {to!r}; choose one of {', '.join(sorted(EXPORTERS))}")
+    from .guard import output_errors
     from .store import output_lock
 
-    with output_lock(out):
+    with output_lock(out), output_errors(out):
         return EXPORTERS[to](require_dataset(path), Path(out), overwrite=overwrite)

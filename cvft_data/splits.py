@@ -147,9 +147,10 @@ def split(path, out, ratios: str | dict[str, float], *, seed: int = 0, by: str =
         >>> list(info["splits"]), sum(s["images"] for s in info["splits"].values())
         (['train', 'validation', 'test'], 30)
     """
+    from .guard import output_errors
     from .store import output_lock
 
-    with output_lock(out):
+    with output_lock(out), output_errors(out):
         return _split(path, Path(out), ratios, seed=seed, by=by, stratify=stratify, overwrite=overwrite)
 
 

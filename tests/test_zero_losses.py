@@ -742,3 +742,11 @@ def test_camera_trap_coco_image_whose_labels_were_all_rejected_is_unlabeled(tmp_
     cvft_data.ingest(src / "cct.json", tmp_path / "ds", on_error="skip")
     rows = {r["image_id"]: r["label_status"] for r in cvft_data.load(tmp_path / "ds")["train"]}
     assert rows == {"a.jpg": "unlabeled", "b.jpg": "labeled"}
+
+
+def test_an_annotation_member_that_inflates_too_far_is_refused(tmp_path):
+    p = tmp_path / "export.zip"
+    with zipfile.ZipFile(p, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("annotations.xml", "<annotations>" + " " * (16 << 20) + "</annotations>")   # ~1000x
+    with pytest.raises(MalformedFileError, match="expands"):
+        cvft_data.ingest(p, tmp_path / "ds", format="cvat")
