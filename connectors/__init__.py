@@ -6,7 +6,7 @@ ranks every connector's :meth:`~connectors.base.Connector.sniff` on a source.
 Example:
     >>> import connectors
     >>> sorted(connectors.available())[:3]
-    ['camera_trap', 'coco', 'coco_camera_traps']
+    ['camera_trap', 'camtrap_dp', 'coco']
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from cvft_data.errors import FormatDetectionError, UsageError
 
 from . import (  # noqa: F401
     camera_traps,
+    camtrap_dp,
     coco,
     coco_camera_traps,
     cvat,

@@ -32,6 +32,7 @@ from .base import (
     is_image_name,
     register,
 )
+from .deployments import as_dict, deployment_of, read_deployments, true_time
 from .megadetector import MdIndex, parse_megadetector, threshold_of
 from .species_sheet import DEFAULT_BLANKS, read_species_sheet
 
@@ -130,6 +131,8 @@ class CameraTrapConnector(Connector):
     options_help = {
         "layout": f"folder pattern (default {DEFAULT_LAYOUT})",
         "species": "species sheet (CSV or Excel)",
+        "deployments": "deployments sheet (CSV or Excel): deployment, latitude, longitude, timezone, clock_offset, "
+                       "start, end, camera_model, ...",
         "megadetector": "MegaDetector batch output JSON",
         "md_threshold": "MegaDetector confidence cut (default: the file's typical threshold, else 0.2)",
         "group_by": "site (default) | subsite | sequence",
@@ -139,7 +142,7 @@ class CameraTrapConnector(Connector):
         "species_column": "sheet column with the species", "site_column": "sheet column with the site",
     }
 
-    cli_flags = {"layout": {}, "species": {"metavar": "SHEET"}, "megadetector": {"metavar": "MD.json"},
+    cli_flags = {"layout": {}, "species": {"metavar": "SHEET"}, "deployments": {"metavar": "SHEET"}, "megadetector": {"metavar": "MD.json"},
                  "md_threshold": {"type": float}, "group_by": {"choices": ("site", "subsite", "sequence")},
                  "sequence_gap": {"type": float}}
 
@@ -153,6 +156,7 @@ class CameraTrapConnector(Connector):
         self.now = datetime.now()
         self._sheet = None
         self._md = None
+        self._deployments: dict | None = None
 
     @classmethod
     def sniff(cls, root: Path) -> Confidence:
@@ -172,6 +176,12 @@ class CameraTrapConnector(Connector):
                                              **{k: self.options.get(k) for k in ("path_column", "file_column",
                                                                                  "species_column", "site_column")})
         return self._sheet
+
+    def deployments(self) -> dict:
+        if self._deployments is None:
+            self._deployments = read_deployments(Path(self.options["deployments"])) if "deployments" in self.options \
+                else {}
+        return self._deployments
 
     def md(self):
         if self._md is None and "megadetector" in self.options:
@@ -211,6 +221,8 @@ class CameraTrapConnector(Connector):
                                                "sequence_gap_s": self.gap}}
         if self.md() is not None:
             out["megadetector"] = {"file": self.md()[0], "threshold": self.md()[3]}
+        if self.deployments():
+            out["camera_trap"]["deployments"] = [as_dict(d) for d in self.deployments().values()]
         return out
 
     # -- records ---------------------------------------------------------------------------------------
@@ -231,6 +243,7 @@ class CameraTrapConnector(Connector):
         task = self.task
         names = set(self.categories())
         used_keys: set = set()
+        used_deployments: set[str] = set()
         md_used: set[str] = set()
         file_counts: dict[str, int] = defaultdict(int)
         if sheet is not None and sheet[0] == "file":
@@ -241,16 +254,27 @@ class CameraTrapConnector(Connector):
             rel_dir = relpath_posix(folder, self.root)
             rel_dir = "" if rel_dir == "." else rel_dir
             meta_dir = layout_fields(rel_dir, self.fields)
-            times = [e["datetime"] for e in exifs]
+            dep = deployment_of(rel_dir, meta_dir, self.deployments()) if self.deployments() else None
+            if self.deployments():
+                self._note_deployment(rel_dir, dep, len(files), used_deployments)
+            # the checks run on the true time when the deployment gives it (the raw EXIF stays in meta)
+            true = [true_time(e["datetime"], dep) if dep is not None and e["datetime"] else None for e in exifs]
+            times = [t.replace(tzinfo=None) if t else e["datetime"] for t, e in zip(true, exifs)]
             seqs = sequences(times, self.gap)
             clocks = clock_problems(times, self.now)
-            for f, ex, seq, clock in zip(files, exifs, seqs, clocks):
+            window = dep.window() if dep is not None else (None, None)
+            for f, ex, seq, clock, ts in zip(files, exifs, seqs, clocks, true):
                 rel = f"{rel_dir}/{f}".strip("/")
                 meta: dict[str, Any] = dict(meta_dir)
                 if len(rel_dir.split("/")) < len(self.fields) or not rel_dir:
                     meta["layout_mismatch"] = True
                 meta["datetime"] = ex["datetime"].isoformat() if ex["datetime"] else None
                 meta["camera"] = rel_dir
+                if dep is not None:
+                    meta["deployment"] = dep.id
+                    meta["timestamp"] = ts.isoformat() if ts else None
+                    if ts and ((window[0] and ts < window[0]) or (window[1] and ts > window[1])):
+                        clock = clock or "outside_deployment"
                 meta["sequence"] = f"{rel_dir}#{seq}"
                 for k in ("make", "model", "serial"):
                     if ex[k]:
@@ -280,6 +304,9 @@ class CameraTrapConnector(Connector):
                 yield rec
         # side-file entries without an image are common (images moved, sheets of several seasons):
         # they are ledgered under every policy, never an error
+        for dep_id in sorted(set(self.deployments()) - used_deployments):
+            self.policy.note(dep_id, "deployment_without_images", "ignored_file",
+                             "deployments sheet row that no folder of the archive matches", file=self.options["deployments"])
         if md is not None:
             for f in sorted(set(md[2]) - md_used):
                 self.policy.note(f, "md_entry_without_image", "dropped_image",
@@ -289,6 +316,14 @@ class CameraTrapConnector(Connector):
             for key in sorted(set(sheet[1]) - used_keys, key=str):
                 self.policy.note(str(key), "record_without_image", "dropped_annotation",
                                  "species record with no image in the archive", file=sheet[2][key])
+
+    def _note_deployment(self, rel_dir: str, dep, n_images: int, used: set[str]) -> None:
+        if dep is None:
+            self.policy.note(rel_dir or ".", "no_deployment_row", "kept",
+                             f"{n_images} images of a camera folder the deployments sheet has no row for: no "
+                             "coordinates, time zone or clock correction", file=self.options["deployments"])
+        else:
+            used.add(dep.id)
 
     def _folders_with_exif(self) -> Iterator[tuple[Path, list[str], list[dict]]]:
         """(folder, image names, their EXIF) for every folder. With the builder's pool

@@ -71,9 +71,11 @@ def read_ledger(path: str | os.PathLike) -> Ledger:
     return _read_ledger(path)
 
 
-def export(path: str | os.PathLike, to: str, out: str | os.PathLike, *, overwrite: bool = False) -> dict:
-    """Write the dataset at ``path`` as ``yolo``, ``coco``, ``imagefolder`` or ``csv`` (image-level
-    labels, Roboflow's multi-label layout) into ``out``.
+def export(path: str | os.PathLike, to: str, out: str | os.PathLike, *, overwrite: bool = False,
+           options: dict | None = None) -> dict:
+    """Write the dataset at ``path`` as ``yolo``, ``coco``, ``imagefolder``, ``csv`` (image-level
+    labels, Roboflow's multi-label layout) or ``camtrap-dp`` (a Camtrap DP 1.0.2 package; project
+    metadata in ``options``) into ``out``.
 
     Returns a summary with ``images``, ``objects`` and the export ledger (what the target format
     could not carry). Example:
@@ -86,12 +88,15 @@ def export(path: str | os.PathLike, to: str, out: str | os.PathLike, *, overwrit
         >>> summary["images"], (tmp / "yolo" / "data.yaml").is_file()
         (5, True)
     """
-    from .exporters import EXPORTERS
+    from .exporters import EXPORTERS, TAKES_OPTIONS
 
     if to not in EXPORTERS:
         raise UsageError(f"unknown export format {to!r}; choose one of {', '.join(sorted(EXPORTERS))}")
+    if options and to not in TAKES_OPTIONS:
+        raise UsageError(f"--to {to} takes no options (given: {sorted(options)})")
+    kwargs = {"options": options or {}} if to in TAKES_OPTIONS else {}
     from .guard import output_errors
     from .store import output_lock
 
     with output_lock(out), output_errors(out):
-        return EXPORTERS[to](require_dataset(path), Path(out), overwrite=overwrite)
+        return EXPORTERS[to](require_dataset(path), Path(out), overwrite=overwrite, **kwargs)

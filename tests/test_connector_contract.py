@@ -108,7 +108,25 @@ def make_weedai(root):
     return root
 
 
-FAKES = {"weedai": make_weedai, "camera_trap": make_camera_trap, "megadetector": make_megadetector, "coco_camera_traps": make_cct,
+def make_camtrap_dp(root):
+    write_image(root / "media" / "d1" / "a.jpg")
+    write_image(root / "media" / "d1" / "b.jpg", seed=1)
+    write_json(root / "datapackage.json", {
+        "profile": "https://raw.githubusercontent.com/tdwg/camtrap-dp/1.0.2/camtrap-dp-profile.json",
+        "resources": [{"name": n, "path": f"{n}.csv"} for n in ("deployments", "media", "observations")]})
+    (root / "deployments.csv").write_text("deploymentID,latitude,longitude,deploymentStart,deploymentEnd\n"
+                                          "d1,1,2,2024-01-01T00:00:00Z,2024-01-02T00:00:00Z\n")
+    (root / "media.csv").write_text("mediaID,deploymentID,timestamp,filePath,filePublic,fileMediatype\n"
+                                    "m1,d1,2024-01-01T10:00:00Z,media/d1/a.jpg,false,image/jpeg\n"
+                                    "m2,d1,2024-01-01T11:00:00Z,media/d1/b.jpg,false,image/jpeg\n")
+    (root / "observations.csv").write_text(
+        "observationID,deploymentID,mediaID,eventStart,eventEnd,observationLevel,observationType,scientificName\n"
+        "o1,d1,m1,2024-01-01T10:00:00Z,2024-01-01T10:00:00Z,media,animal,Vulpes vulpes\n"
+        "o2,d1,m2,2024-01-01T11:00:00Z,2024-01-01T11:00:00Z,media,blank,\n")
+    return root
+
+
+FAKES = {"camtrap_dp": make_camtrap_dp, "weedai": make_weedai, "camera_trap": make_camera_trap, "megadetector": make_megadetector, "coco_camera_traps": make_cct,
          "folder": make_folder, "coco": make_coco, "coco_panoptic": make_panoptic, "yolo": make_yolo, "voc": make_voc,
          "cvat": make_cvat, "makesense": make_makesense, "roboflow_coco": make_roboflow_coco,
          "roboflow_yolo": make_roboflow_yolo, "roboflow_voc": make_roboflow_voc, "roboflow_folder": make_roboflow_folder,

@@ -30,10 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="what a dataset holds")
     i.add_argument("dir")
     i.add_argument("--json", action="store_true", help="one JSON object: task, classes, splits, ledger")
-    e = sub.add_parser("export", help="write a dataset as YOLO, COCO, ImageFolder or a labels CSV")
+    e = sub.add_parser("export", help="write a dataset as YOLO, COCO, ImageFolder, a labels CSV or Camtrap DP")
     e.add_argument("dir")
-    e.add_argument("--to", required=True, choices=("yolo", "coco", "imagefolder", "csv"))
+    e.add_argument("--to", required=True, choices=("yolo", "coco", "imagefolder", "csv", "camtrap-dp"))
     e.add_argument("--out", required=True)
+    e.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="exporter option (camtrap-dp: title, contributor, sampling_design, capture_method, "
+                        "individual_animals, file_public, metadata=project.yaml)")
     e.add_argument("--overwrite", action="store_true")
     c = sub.add_parser("check", help="class balance, null images, corrupt files, duplicates, leakage, geometry")
     c.add_argument("dir")
@@ -109,9 +112,19 @@ def _info(args) -> int:
 def _export(args) -> int:
     import cvft_data
 
-    summary = cvft_data.export(args.dir, args.to, args.out, overwrite=args.overwrite)
+    from ..errors import UsageError
+
+    options = {}
+    for kv in args.option:
+        if "=" not in kv:
+            raise UsageError(f"--option {kv!r}: expected KEY=VALUE")
+        k, v = kv.split("=", 1)
+        options[k.strip()] = v
+    summary = cvft_data.export(args.dir, args.to, args.out, overwrite=args.overwrite, options=options)
     led = summary["ledger"]
     print(f"exported {summary['images']} images, {summary['objects']} annotations to {args.out} ({args.to})")
+    if summary.get("missing"):
+        print("a strict package also needs: " + "; ".join(summary["missing"]))
     if led["entries"]:
         print(f"export ledger: {led['entries']} entries ({args.out}/export_ledger.jsonl)")
         for reason, n in led["by_reason"].items():

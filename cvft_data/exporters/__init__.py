@@ -6,11 +6,15 @@ Every exporter writes into a staging folder and renames it into place, writes th
 
 from __future__ import annotations
 
+from .camtrap_dp import export_camtrap_dp
 from .coco import export_coco
 from .csv_labels import export_csv
 from .imagefolder import export_imagefolder
 from .yolo import export_yolo
 
-EXPORTERS = {"yolo": export_yolo, "coco": export_coco, "imagefolder": export_imagefolder, "csv": export_csv}
+EXPORTERS = {"yolo": export_yolo, "coco": export_coco, "imagefolder": export_imagefolder, "csv": export_csv,
+             "camtrap-dp": export_camtrap_dp}
+#: exporters that take options (``cvft export --option KEY=VALUE``)
+TAKES_OPTIONS = {"camtrap-dp"}
 
-__all__ = ["EXPORTERS", "export_coco", "export_csv", "export_imagefolder", "export_yolo"]
+__all__ = ["EXPORTERS", "TAKES_OPTIONS", "export_camtrap_dp", "export_coco", "export_csv", "export_imagefolder", "export_yolo"]

@@ -1,0 +1,192 @@
+"""Camera-trap deliverables: a deployments sheet (places, zones, clock errors), true times, and
+Camtrap DP 1.0.2 packages out (validated offline) and back in."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from dsfactory import row, scene, write_dataset
+
+import cvft_data
+from builders import make_archive
+from cvft_data.errors import MalformedFileError, UsageError
+
+DEPLOYMENTS = ("deployment,latitude,longitude,timezone,clock_offset,camera_model,start,end\n"
+               "2019/set_01/site_A/cam1,-33.9,151.2,Australia/Sydney,3600,HF2,2019-04-01T00:00:00,2019-06-01T00:00:00\n"
+               "2019/set_01/site_A/cam2,-33.8,151.1,Australia/Sydney,0,,,\n"
+               "site_B,-33.7,151.0,+10:00,0,,2019-05-03T12:30:00,2019-05-10T00:00:00\n"
+               "2021/nowhere/cam9,-33.0,150.0,Australia/Sydney,0,,,\n")
+OPTIONS = {"title": "Wildcount test", "contributor": "Ada Ecologist <ada@example.org>", "sampling_design": "targeted"}
+
+
+def _archive(tmp_path, deployments: str = DEPLOYMENTS) -> tuple[Path, Path]:
+    src = make_archive(tmp_path / "a")
+    (tmp_path / "deployments.csv").write_text(deployments)
+    return src, tmp_path / "deployments.csv"
+
+
+def _ingest(tmp_path, out="ds", **kw):
+    src, deps = _archive(tmp_path)
+    return cvft_data.ingest(src, tmp_path / out, format="camera_trap", species=str(tmp_path / "a" / "species.csv"),
+                            deployments=str(deps), on_error="skip", **kw)
+
+
+def _rows(path) -> dict[str, dict]:
+    return {r["image_id"]: r for s in cvft_data.load(path).values() for r in s}
+
+
+def test_a_camera_an_hour_behind_gets_corrected_times_and_the_raw_exif_stays(tmp_path):
+    info = _ingest(tmp_path)
+    rows = _rows(tmp_path / "ds")
+    r = rows["2019/set_01/site_A/cam1/IMG_0001.JPG"]
+    assert r["meta"]["datetime"] == "2019-05-01T10:00:00"            # the camera's clock, never rewritten
+    assert r["meta"]["timestamp"] == "2019-05-01T11:00:00+10:00"     # + clock_offset, in the zone
+    assert rows["2019/set_01/site_A/cam2/IMG_0001.JPG"]["meta"]["timestamp"] == "2019-05-02T08:00:00+10:00"
+    by_reason = info["ledger"]["by_reason"]
+    assert by_reason["no_deployment_row"] == 1                # 2020/set_02/site_C/cam1
+    assert by_reason["deployment_without_images"] == 1        # 2021/nowhere/cam9
+    # site_B's window starts 12:30: its 12:00 image is outside it
+    assert by_reason["clock_outside_deployment"] == 1
+
+
+def test_daylight_saving_comes_from_the_iana_zone():
+    from connectors.deployments import Deployment, true_time
+
+    dep = Deployment(id="x", timezone="Europe/Paris")
+    assert true_time(datetime(2024, 1, 15, 12, 0), dep).isoformat() == "2024-01-15T12:00:00+01:00"
+    assert true_time(datetime(2024, 7, 15, 12, 0), dep).isoformat() == "2024-07-15T12:00:00+02:00"
+
+
+def test_a_bad_deployments_sheet_names_the_row_and_suggests_the_column(tmp_path):
+    with pytest.raises(MalformedFileError, match="did you mean 'latitude'"):
+        _ingest_sheet(tmp_path, "deployment,latitud\nx,1\n")
+    with pytest.raises(MalformedFileError, match="line 2"):
+        _ingest_sheet(tmp_path, "deployment,latitude,longitude,timezone\nx,95,0,UTC\n")
+    with pytest.raises(MalformedFileError, match="unknown time zone"):
+        _ingest_sheet(tmp_path, "deployment,timezone\nx,Mars/Olympus\n")
+
+
+def _ingest_sheet(tmp_path, text):
+    from connectors.deployments import read_deployments
+
+    p = tmp_path / "d.csv"
+    p.write_text(text)
+    return read_deployments(p)
+
+
+def _validate(pkg: Path) -> list:
+    """Validate a package offline with frictionless against the schemas kept in the project (the
+    package itself names the official schema URLs)."""
+    frictionless = pytest.importorskip("frictionless")
+    from cvft_data.exporters.camtrap_dp import SCHEMAS
+
+    desc = json.loads((pkg / "datapackage.json").read_text())
+    desc["profile"] = "data-package"
+    for r in desc["resources"]:
+        r["schema"] = json.loads((SCHEMAS / f"{r['name']}-table-schema.json").read_text())
+    local = pkg / "datapackage.local.json"
+    local.write_text(json.dumps(desc))
+    try:
+        report = frictionless.validate(str(local))
+    finally:
+        local.unlink()
+    return report.flatten(["type", "message"])
+
+
+def test_the_exported_package_has_every_required_field_and_validates_offline(tmp_path):
+    _ingest(tmp_path)
+    summary = cvft_data.export(tmp_path / "ds", "camtrap-dp", tmp_path / "pkg", options=OPTIONS)
+    pkg = tmp_path / "pkg"
+    assert _validate(pkg) == []
+    desc = json.loads((pkg / "datapackage.json").read_text())
+    assert desc["profile"].endswith("/1.0.2/camtrap-dp-profile.json")
+    for key in ("created", "contributors", "project", "spatial", "temporal", "taxonomic", "resources"):
+        assert desc[key], key
+    assert {r["name"] for r in desc["resources"]} == {"deployments", "media", "observations"}
+    assert all(r["schema"].startswith("https://raw.githubusercontent.com/tdwg/camtrap-dp/1.0.2/") for r in desc["resources"])
+    assert desc["project"]["samplingDesign"] == "targeted" and desc["project"]["observationLevel"] == ["media", "event"]
+    required = {"deployments": ["deploymentID", "latitude", "longitude", "deploymentStart", "deploymentEnd"],
+                "media": ["mediaID", "deploymentID", "timestamp", "filePath", "filePublic", "fileMediatype"],
+                "observations": ["observationID", "deploymentID", "eventStart", "eventEnd", "observationLevel",
+                                 "observationType"]}
+    for table, fields in required.items():
+        rows = list(csv.DictReader((pkg / f"{table}.csv").open()))
+        assert rows and all(r[f] for r in rows for f in fields), table
+    media = list(csv.DictReader((pkg / "media.csv").open()))
+    assert all((pkg / m["filePath"]).is_file() and not m["filePath"].startswith(("/", ".")) for m in media)
+    assert summary["missing"] == []
+    obs = list(csv.DictReader((pkg / "observations.csv").open()))
+    kinds = {o["observationType"] for o in obs}
+    assert {"animal", "blank", "unclassified"} <= kinds
+    assert any(o["observationLevel"] == "event" and o["eventID"] for o in obs)
+    assert "no_true_time" in summary["ledger"]["by_reason"]   # the image without EXIF time is left out, by name
+
+
+def test_the_package_reads_back_into_the_same_labels(tmp_path):
+    info = _ingest(tmp_path)
+    summary = cvft_data.export(tmp_path / "ds", "camtrap-dp", tmp_path / "pkg", options=OPTIONS)
+    back = cvft_data.ingest(tmp_path / "pkg", tmp_path / "back")
+    assert back["source"]["connector"] == "camtrap_dp" and back["task"] == info["task"]
+    assert back["classes"] == info["classes"]
+    left_out = summary["ledger"]["images_dropped"]
+    before = info["splits"]["train"]
+    after = back["splits"]["train"]
+    assert after["images"] == before["images"] - left_out
+    assert after["class_counts"] == before["class_counts"]
+    original = {(r["meta"].get("timestamp"), r["label_status"], tuple(sorted(r["labels"] or [])))
+                for r in _rows(tmp_path / "ds").values() if r["meta"].get("timestamp")}
+    again = {(r["meta"]["timestamp"], r["label_status"], tuple(sorted(r["labels"] or [])))
+             for r in _rows(tmp_path / "back").values()}
+    assert original == again
+
+
+def test_machine_boxes_carry_their_probability_and_round_trip(tmp_path):
+    meta = {"deployment": "cam1", "timestamp": "2024-03-01T12:00:00+01:00", "sequence": "cam1#0"}
+    r1 = row("cam1/a.jpg", scene(1), boxes=[(0, [10, 8, 30, 20])])
+    r1["objects"]["attributes"] = [{"confidence": 0.87}]
+    r2 = row("cam1/b.jpg", scene(2), boxes=[(1, [4, 4, 12, 10])])
+    r1["meta"], r2["meta"] = meta, {**meta, "timestamp": "2024-03-01T12:00:02+01:00"}
+    write_dataset(tmp_path / "ds", {"train": [r1, r2]}, ["deer", "person"])
+    summary = cvft_data.export(tmp_path / "ds", "camtrap-dp", tmp_path / "pkg", options=OPTIONS)
+    assert "deployments.latitude/longitude (cam1)" in summary["missing"], "coordinates are reported, never invented"
+    obs = [o for o in csv.DictReader((tmp_path / "pkg" / "observations.csv").open()) if o["observationLevel"] == "media"]
+    deer = next(o for o in obs if o["scientificName"] == "deer")
+    assert deer["classificationMethod"] == "machine" and float(deer["classificationProbability"]) == pytest.approx(0.87)
+    assert float(deer["bboxX"]) == pytest.approx(10 / 96, abs=1e-5) and float(deer["bboxWidth"]) == pytest.approx(30 / 96, abs=1e-5)
+    person = next(o for o in obs if o["observationType"] == "human")
+    assert person["classificationMethod"] == "human" and not person["scientificName"]
+    back = cvft_data.ingest(tmp_path / "pkg", tmp_path / "back")
+    assert back["task"] == "detection" and back["classes"] == ["deer", "person"]
+    boxes = sorted(v for r in _rows(tmp_path / "back").values() for b in r["objects"]["bbox"] for v in b)
+    assert boxes == pytest.approx(sorted([4, 4, 12, 10, 10, 8, 30, 20]), abs=0.01)
+
+
+def test_options_are_checked(tmp_path):
+    _ingest(tmp_path)
+    with pytest.raises(UsageError, match="does not take"):
+        cvft_data.export(tmp_path / "ds", "camtrap-dp", tmp_path / "p1", options={"colour": "red"})
+    with pytest.raises(UsageError, match="takes no options"):
+        cvft_data.export(tmp_path / "ds", "coco", tmp_path / "p2", options={"title": "x"})
+
+
+def test_without_deployments_there_is_no_package(tmp_path):
+    src = make_archive(tmp_path / "a")
+    cvft_data.ingest(src, tmp_path / "ds", format="camera_trap", species=str(tmp_path / "a" / "species.csv"),
+                     on_error="skip")
+    with pytest.raises(cvft_data.EmptyDatasetError, match="--deployments"):
+        cvft_data.export(tmp_path / "ds", "camtrap-dp", tmp_path / "pkg", options=OPTIONS)
+    assert not (tmp_path / "pkg").exists()
+
+
+def test_the_cli_exports_with_options_and_reports_what_is_missing(tmp_path, capsys):
+    from cvft_data.cli import main as cli
+
+    _ingest(tmp_path)
+    rc = cli.main(["export", str(tmp_path / "ds"), "--to", "camtrap-dp", "--out", str(tmp_path / "pkg"),
+                   "--option", "title=t"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "contributors" in out and "samplingDesign" in out
