@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import boxes, masks
+from .camera_health import Capture, by_deployment, parse_time
 from .stats import classes_of
 from .store import rows
 
@@ -51,17 +52,30 @@ class Facts:
     tiny: list[str] = field(default_factory=list)
     out_of_bounds: list[str] = field(default_factory=list)
     empty_masks: list[str] = field(default_factory=list)
+    #: camera-trap datasets: deployment (or camera folder) -> its captures; (split, row) -> capture,
+    #: for the decode pass to add brightness and colour
+    captures: dict[str, list] = field(default_factory=dict)
+    capture_rows: dict[tuple[str, int], Any] = field(default_factory=dict)
+    scans: dict[str, list] | None = None
 
 
 def gather(path: str, dsd, task: str, names: list[str], *, min_box_side: float, bounds_tolerance: float) -> Facts:
     facts = Facts(str(path), dsd, task, names, {"task": task, "classes": names, "splits": {}, "groups": {}})
     box_sizes: list[tuple[float, float]] = []
     boxes_per_image: Counter = Counter()
+    cameras = []
     for split in dsd:
         img_counter, obj_counter = Counter(), Counter()
         n = n_null = 0
-        for row in rows(dsd[split], COLUMNS):
+        for row in rows(dsd[split], COLUMNS + ["meta"]):
             n += 1
+            meta = row.get("meta") or {}
+            dep = meta.get("deployment") or meta.get("camera")
+            if dep:
+                cap = Capture(row["image_id"], parse_time(meta), row["label_status"],
+                              [names[c] for c in classes_of(row, task)])
+                cameras.append((dep, cap))
+                facts.capture_rows[(split, n - 1)] = cap
             iid = row["image_id"]
             facts.image_splits[iid].add(split)
             status = row["label_status"]
@@ -88,6 +102,7 @@ def gather(path: str, dsd, task: str, names: list[str], *, min_box_side: float, 
         facts.stats["splits"][split] = {"images": n, "null": n_null, "null_share": n_null / n if n else 0.0,
                                         "class_images": {names[c]: img_counter[c] for c in range(len(names))},
                                         "class_objects": {names[c]: obj_counter[c] for c in range(len(names))}}
+    facts.captures = by_deployment(cameras)
     facts.stats["boxes_per_image"] = dict(sorted(boxes_per_image.items()))
     facts.stats["box_sizes"] = box_sizes[:20000]
     facts.stats["groups"] = {g: dict(c) for g, c in list(facts.group_null.items())[:500]}

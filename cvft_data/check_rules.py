@@ -108,6 +108,9 @@ def check_decoded(facts: Facts, opts) -> list:
 
     dsd, out = facts.dataset, []
     scans = scan_dataset(facts.path, {s: len(dsd[s]) for s in dsd}, workers=opts.workers)
+    facts.scans = scans
+    for (split, i), cap in facts.capture_rows.items():   # tone for the camera-health checks
+        cap.brightness, cap.colour = scans[split][i].brightness, scans[split][i].colour
     ids = {s: column(dsd[s], "image_id") for s in dsd}
     corrupt = [(ids[s][i], r.error) for s in dsd for i, r in enumerate(scans[s]) if r.error]
     if corrupt:
@@ -167,3 +170,42 @@ def hamming_groups(items: list[tuple[str, str, int]], max_distance: int) -> list
     for idx in range(len(items)):
         clusters[find(idx)].append(items[idx])
     return [c for c in clusters.values() if len(c) > 1]
+
+
+@rule
+def check_camera_health(facts: Facts, opts) -> list:
+    """Per deployment: trigger gaps, abnormal days, near-black frames, a day/night swap; the
+    effort summary goes to the statistics (the report's deployment table)."""
+    from . import camera_health as ch
+
+    out = []
+    summaries = {}
+    for dep, caps in sorted(facts.captures.items()):
+        summaries[dep] = ch.summary(caps)
+        times = [c.time for c in caps if c.time]
+        gaps = ch.trigger_gaps(times, opts.camera_gap_days)
+        if gaps:
+            out.append(Finding("camera_gap", "warning", f"{dep}: {len(gaps)} gaps of more than "
+                               f"{opts.camera_gap_days:g} days without a trigger (battery, card, theft?): " + ", ".join(
+                                   f"{a:%Y-%m-%d} to {b:%Y-%m-%d}" for a, b in gaps[:3]),
+                               details={"deployment": dep, "gaps": [[a.isoformat(), b.isoformat()] for a, b in gaps]}))
+        busy = ch.abnormal_days(times)
+        if busy:
+            out.append(Finding("camera_abnormal_days", "warning", f"{dep}: {len(busy)} days with abnormal trigger "
+                               "counts (vegetation in the wind?): " + ", ".join(f"{d} ({n})" for d, n in list(busy.items())[:3]),
+                               details={"deployment": dep, "days": busy}))
+        dark = [c.image_id for c in caps if c.brightness is not None and c.brightness < ch.DARK]
+        toned = [c for c in caps if c.brightness is not None]
+        if toned and len(dark) / len(toned) > opts.max_dark_share:
+            out.append(Finding("camera_dark_frames", "warning", f"{dep}: {len(dark)} of {len(toned)} images are "
+                               "near-black (night frames without infrared?)", image_ids=dark,
+                               details={"deployment": dep}))
+        swapped = ch.day_night_evidence(caps)
+        if swapped:
+            out.append(Finding("day_night", "warning", f"{dep}: images are in colour at night and grey by day "
+                               f"({swapped['night_in_colour']:.0%} of {swapped['night_images']} night images in colour, "
+                               f"{swapped['day_in_colour']:.0%} of {swapped['day_images']} day images): the clock is "
+                               "likely 12 hours or a time zone off", details={"deployment": dep, **swapped}))
+    if summaries:
+        facts.stats["deployments"] = summaries
+    return out

@@ -38,6 +38,10 @@ CHECKS = {
     "box_out_of_bounds": "boxes leaving the image",
     "empty_mask": "segmentation masks or polygons with no area",
     "unused_class": "classes declared but never used",
+    "camera_gap": "camera-trap deployments with days-long gaps between triggers (battery, card, theft)",
+    "camera_abnormal_days": "days with far more triggers than the deployment's usual day (vegetation)",
+    "camera_dark_frames": "deployments with many near-black frames (night without infrared)",
+    "day_night": "deployments in colour at night and grey by day (clock 12 hours or a zone off)",
 }
 
 
@@ -53,6 +57,8 @@ class CheckOptions:
     bounds_tolerance: float = 1.0
     decode: bool = True
     workers: int = 0
+    camera_gap_days: float = 7.0
+    max_dark_share: float = 0.2
 
 
 @dataclass

@@ -31,6 +31,16 @@ class ScanResult:
     xxh3: str
     dhash: int | None      # 64-bit difference hash of the displayed image (None when it did not decode)
     error: str | None      # why the full decode failed
+    brightness: float | None = None   # mean luminance, 0..1 (near-black night frames)
+    colour: float | None = None       # mean chroma, 0..1 (infrared night images are grey, daylight ones not)
+
+
+def tone(im: Image.Image) -> tuple[float, float]:
+    """(brightness, colourfulness) of an image from a 16x16 thumbnail: mean luminance and the mean
+    spread between its RGB channels, both 0..1."""
+    a = np.asarray(im.convert("RGB").resize((16, 16), Image.Resampling.BOX), dtype=np.float32) / 255.0
+    lum = float((0.299 * a[..., 0] + 0.587 * a[..., 1] + 0.114 * a[..., 2]).mean())
+    return lum, float((a.max(axis=2) - a.min(axis=2)).mean())
 
 
 def dhash(im: Image.Image) -> int:
@@ -47,7 +57,7 @@ def scan_bytes(data: bytes) -> ScanResult:
         with Image.open(io.BytesIO(data)) as im:
             im.load()  # the full decode: truncated or corrupt data fails here
             im = ImageOps.exif_transpose(im)
-            return ScanResult(h, dhash(im), None)
+            return ScanResult(h, dhash(im), None, *tone(im))
     except Exception as exc:  # any decoder failure is a finding, not a crash
         return ScanResult(h, None, f"{type(exc).__name__}: {exc}")
 

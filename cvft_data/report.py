@@ -95,7 +95,44 @@ def _plots(report: CheckReport) -> list[tuple[str, str]]:
         ax.set_title("images per group (label status)")
         ax.legend()
         out.append(("Groups", _png(fig)))
+    if st.get("deployments"):
+        out.append(("Camera activity", _timeline(st["deployments"], plt)))
     return out
+
+
+def _timeline(deployments: dict, plt) -> str:
+    """Triggers per day, one row per deployment (at most 40): gaps and busy days show at a glance."""
+    from datetime import date
+
+    deps = sorted(deployments)[:40]
+    days = sorted({d for dep in deps for d in deployments[dep]["per_day"]})
+    fig, ax = plt.subplots(figsize=(9, 0.35 * len(deps) + 1.5))
+    if days:
+        start = date.fromisoformat(days[0])
+        for y, dep in enumerate(deps):
+            per_day = deployments[dep]["per_day"]
+            xs = [(date.fromisoformat(d) - start).days for d in per_day]
+            ax.scatter(xs, [y] * len(xs), s=[8 + 4 * min(n, 50) for n in per_day.values()], color="#4a8")
+        ax.set_xlabel(f"days since {start.isoformat()}")
+    ax.set_yticks(range(len(deps)), deps, fontsize=7)
+    ax.set_title("triggers per day and deployment (dot size: images)")
+    return _png(fig)
+
+
+def _deployment_table(st: dict) -> str:
+    deps = st.get("deployments") or {}
+    if not deps:
+        return ""
+    rows = "".join(
+        f"<tr><td>{html.escape(d)}</td><td>{v['images']}</td><td>{v['active_days']}</td>"
+        f"<td>{html.escape(str(v['first'] or ''))[:19]}</td><td>{html.escape(str(v['last'] or ''))[:19]}</td>"
+        f"<td>{v['blank_share']:.0%}</td><td>{html.escape(', '.join(f'{k} {n}' for k, n in v['species_images'].items()))}</td>"
+        f"<td>{html.escape(', '.join(f'{k} {n}' for k, n in v['independent_detections'].items()))}</td></tr>"
+        for d, v in sorted(deps.items()))
+    return ("<h2>Deployments</h2><p>Effort and species per camera deployment; independent detections are "
+            "events of a species more than 30 minutes apart.</p><table><tr><th>deployment</th><th>images</th>"
+            "<th>active days</th><th>first</th><th>last</th><th>blank share</th><th>images per species</th>"
+            f"<th>independent detections</th></tr>{rows}</table>")
 
 
 def preview_grid(path: str | os.PathLike, n: int = 12, seed: int = 0, tile: int = 256) -> np.ndarray:
@@ -207,6 +244,7 @@ figure {{ display: inline-block; margin: 0.5em; vertical-align: top; }} img {{ m
 <code>ledger.jsonl</code>): camera clock problems, skipped annotations, conversions.</p>
 <table><tr><th>reason</th><th>entries</th></tr>{ledger_rows}</table>
 <h2>Findings</h2><table><tr><th>severity</th><th>check</th><th>message</th><th>rows</th></tr>{rows}</table>
+{_deployment_table(st)}
 <h2>Plots</h2>{figures}
 <h2>Preview</h2><figure><img alt="preview" src="data:image/png;base64,{grid_b64}"></figure>
 <script>

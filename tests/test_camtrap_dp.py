@@ -190,3 +190,77 @@ def test_the_cli_exports_with_options_and_reports_what_is_missing(tmp_path, caps
                    "--option", "title=t"])
     out = capsys.readouterr().out
     assert rc == 0 and "contributors" in out and "samplingDesign" in out
+
+
+# --- camera health ---------------------------------------------------------------------------------------
+
+
+def _jpeg(when: str, *, grey: bool, seed: int, dark: bool = False) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 15 if dark else 255, (16, 24, 3), dtype=np.uint8)
+    if grey:
+        arr[..., 1] = arr[..., 2] = arr[..., 0]
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[36867] = when
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "JPEG", quality=90, exif=exif.tobytes())
+    return buf.getvalue()
+
+
+def _camera(root: Path, name: str, shots: list[tuple[str, bool]], dark: bool = False) -> None:
+    for k, (when, grey) in enumerate(shots):
+        p = root / "2024" / "set1" / "siteA" / name / f"IMG_{k:04d}.JPG"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(_jpeg(when, grey=grey, seed=k + 100 * len(name), dark=dark))
+
+
+def test_camera_health_flags_a_gap_a_day_night_swap_and_dark_frames(tmp_path):
+    from cvft_data.checks import CheckOptions, check
+
+    src = tmp_path / "archive"
+    days = [f"2024:03:{d:02d} " for d in (1, 2, 3, 4)]
+    # a healthy camera: colour by day, grey (infrared) at night, no gap
+    _camera(src, "good", [(d + "12:00:00", False) for d in days] + [(d + "02:00:00", True) for d in days])
+    # a swapped clock: colour at "night", grey by "day"
+    _camera(src, "swapped", [(d + "12:00:00", True) for d in days] + [(d + "02:00:00", False) for d in days])
+    # a dead battery: ten days without a trigger
+    _camera(src, "gap", [("2024:03:01 12:00:00", False), ("2024:03:02 12:00:00", False),
+                         ("2024:03:13 12:00:00", False)])
+    # night frames without infrared: near-black
+    _camera(src, "noir", [(d + "01:00:00", False) for d in days], dark=True)
+    cvft_data.ingest(src, tmp_path / "ds", format="camera_trap")
+    report = check(tmp_path / "ds", CheckOptions(min_images_per_class=1, workers=1))
+    by_check = {}
+    for f in report.findings:
+        by_check.setdefault(f.check, []).append(f)
+    assert [f.details["deployment"] for f in by_check["day_night"]] == ["2024/set1/siteA/swapped"]
+    gap = by_check["camera_gap"]
+    assert [f.details["deployment"] for f in gap] == ["2024/set1/siteA/gap"] and "2024-03-02 to 2024-03-13" in gap[0].message
+    assert [f.details["deployment"] for f in by_check["camera_dark_frames"]] == ["2024/set1/siteA/noir"]
+    deployments = report.stats["deployments"]
+    assert deployments["2024/set1/siteA/good"]["active_days"] == 4
+
+
+def test_independent_detections_use_a_thirty_minute_gap():
+    from datetime import datetime
+
+    from cvft_data.camera_health import Capture, independent_detections
+
+    t = lambda h, m: datetime(2024, 1, 1, h, m)  # noqa: E731
+    caps = [Capture("a", t(10, 0), "labeled", ["fox"]), Capture("b", t(10, 20), "labeled", ["fox"]),
+            Capture("c", t(11, 0), "labeled", ["fox", "deer"]), Capture("d", t(11, 5), "labeled", ["deer"])]
+    assert independent_detections(caps) == {"fox": 2, "deer": 1}
+
+
+def test_the_report_shows_deployments_species_and_independent_detections(tmp_path):
+    from cvft_data.report import write_report
+
+    _ingest(tmp_path)
+    page = write_report(tmp_path / "ds", tmp_path / "r.html", preview=2).read_text()
+    assert "<h2>Deployments</h2>" in page and "independent detections" in page
+    assert "2019/set_01/site_A/cam1" in page and "wallaby 2" in page and "Camera activity" in page

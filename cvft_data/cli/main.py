@@ -70,6 +70,8 @@ def _check_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-box-side", type=float, default=2.0, help="boxes with a smaller side are tiny (px)")
     p.add_argument("--no-decode", action="store_true", help="skip the full decode (corrupt/near-duplicate checks)")
     p.add_argument("--workers", type=int, default=0, help="decode processes (default: one per core)")
+    p.add_argument("--camera-gap-days", type=float, default=7.0,
+                   help="camera traps: days without a trigger that count as a gap (7)")
 
 
 def _options(args):
@@ -80,7 +82,8 @@ def _options(args):
         raise UsageError("--near-distance must be between 0 and 7")
     return CheckOptions(min_images_per_class=args.min_images, max_imbalance_ratio=args.max_imbalance,
                         null_share_tolerance=args.null_tolerance, near_duplicate_distance=args.near_distance,
-                        min_box_side=args.min_box_side, decode=not args.no_decode, workers=args.workers)
+                        min_box_side=args.min_box_side, decode=not args.no_decode, workers=args.workers,
+                        camera_gap_days=args.camera_gap_days)
 
 
 def _info(args) -> int:
