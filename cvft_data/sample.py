@@ -84,10 +84,12 @@ if __name__ == "__main__":
 
 
 def write_camera_trap_sample(root: Path, n_sites: int = 4, per_camera: int = 12, seed: int = 0,
-                             size: tuple[int, int] = (160, 120)) -> dict[str, Path]:
+                             size: tuple[int, int] = (160, 120), unlabeled_every: int = 0) -> dict[str, Path]:
     """A camera-trap archive ``year/set/site/camera/IMG_*.JPG`` with EXIF capture times (bursts of
-    three), a species sheet (CSV, blanks included) and a MegaDetector output for the same images.
-    Returns the paths: ``archive``, ``species``, ``megadetector``."""
+    three), a species sheet (CSV, blanks included; every ``unlabeled_every``-th image left out of
+    it, so unlabeled), a deployments sheet (coordinates, time zone, one camera's clock an hour
+    behind) and a MegaDetector output for the same images.
+    Returns the paths: ``archive``, ``species``, ``deployments``, ``megadetector``."""
     import io
 
     rng = random.Random(seed)
@@ -119,11 +121,20 @@ def write_camera_trap_sample(root: Path, n_sites: int = 4, per_camera: int = 12,
                 p = archive / rel_dir / name
                 p.parent.mkdir(parents=True, exist_ok=True)
                 p.write_bytes(buf.getvalue())
-                rows.append(f"{rel_dir},{name},{species or 'none'}")
+                if not (unlabeled_every and (i + 1) % unlabeled_every == 0):
+                    rows.append(f"{rel_dir},{name},{species or 'none'}")
                 md_images.append({"file": f"{rel_dir}/{name}", "detections": boxes})
     (root / "species.csv").write_text("\n".join(rows) + "\n")
+    deployments = ["deployment,latitude,longitude,timezone,clock_offset,camera_model,habitat"]
+    for s in range(n_sites):
+        for k, cam in enumerate(("cam_A", "cam_B")):
+            offset = 3600 if (s, cam) == (0, "cam_B") else 0   # a camera left on winter time
+            deployments.append(f"2024/set_01/site_{s:02d}/{cam},{-33.8 - 0.01 * s:.4f},{151.2 + 0.01 * k:.4f},"
+                               f"Australia/Sydney,{offset},RECONYX HF2,woodland")
+    (root / "deployments.csv").write_text("\n".join(deployments) + "\n")
     (root / "md.json").write_text(json.dumps({
         "info": {"format_version": "1.4", "detector": "md_v5a.0.0.pt",
                  "detector_metadata": {"typical_detection_threshold": 0.2}},
         "detection_categories": {"1": "animal", "2": "person", "3": "vehicle"}, "images": md_images}))
-    return {"archive": archive, "species": root / "species.csv", "megadetector": root / "md.json"}
+    return {"archive": archive, "species": root / "species.csv", "deployments": root / "deployments.csv",
+            "megadetector": root / "md.json"}

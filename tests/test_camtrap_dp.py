@@ -264,3 +264,21 @@ def test_the_report_shows_deployments_species_and_independent_detections(tmp_pat
     page = write_report(tmp_path / "ds", tmp_path / "r.html", preview=2).read_text()
     assert "<h2>Deployments</h2>" in page and "independent detections" in page
     assert "2019/set_01/site_A/cam1" in page and "wallaby 2" in page and "Camera activity" in page
+
+
+def test_predictions_label_the_unlabeled_images_as_machine_observations(tmp_path):
+    meta = lambda t: {"deployment": "cam1", "timestamp": f"2024-03-01T12:00:0{t}+01:00"}  # noqa: E731
+    rows = [row("cam1/a.jpg", scene(1), task="classification", label=0), row("cam1/b.jpg", scene(2), task="classification",
+                                                                               status="unlabeled")]
+    for k, r in enumerate(rows):
+        r["meta"] = meta(k)
+    write_dataset(tmp_path / "ds", {"train": rows}, ["deer", "fox"], task="classification")
+    pred = row("cam1/b.jpg", scene(2), task="classification", label=1, status="predicted")
+    pred["meta"] = {"classifications": [["fox", 0.93], ["deer", 0.07]]}
+    write_dataset(tmp_path / "preds", {"train": [pred]}, ["deer", "fox"], task="classification")
+    cvft_data.export(tmp_path / "ds", "camtrap-dp", tmp_path / "pkg", options={**OPTIONS, "predictions": str(tmp_path / "preds")})
+    obs = {o["mediaID"]: o for o in csv.DictReader((tmp_path / "pkg" / "observations.csv").open())}
+    human, machine = obs["m0000001"], obs["m0000002"]
+    assert (human["scientificName"], human["classificationMethod"]) == ("deer", "human")
+    assert (machine["scientificName"], machine["classificationMethod"]) == ("fox", "machine")
+    assert float(machine["classificationProbability"]) == pytest.approx(0.93)

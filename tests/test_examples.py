@@ -21,6 +21,9 @@ def test_camera_trap_pipeline_example(tmp_path):
                        capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "species classifier: validation top-1" in r.stdout and "species detector: mAP50" in r.stdout
+    import re
+    machine = re.search(r"Camtrap DP package: (\d+) media, (\d+) machine observations, missing: nothing", r.stdout)
+    assert machine and int(machine.group(2)) > 0, r.stdout[-2000:]
 
 
 @pytest.mark.slow

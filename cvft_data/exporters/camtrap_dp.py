@@ -40,6 +40,8 @@ OPTIONS = {"title": "project title (default: the dataset folder's name)",
            "capture_method": "activityDetection (default) or timeLapse",
            "individual_animals": "true if individuals are identified (default false)",
            "file_public": "true if the media may be published (default false)",
+           "predictions": "a `cvft predict --format dataset` output: its labels become machine observations of "
+                          "the images this dataset leaves unlabeled",
            "metadata": "a YAML file holding any of these keys"}
 _MEDIATYPE = {".jpg": "image/jpeg", ".png": "image/png", ".tif": "image/tiff", ".bmp": "image/bmp",
               ".gif": "image/gif", ".webp": "image/webp"}
@@ -111,9 +113,16 @@ class _Tables:
         self.names = NameAllocator()
         self.public = str(opts.get("file_public", "false")).lower() == "true"
         self.n_obs = 0
+        self.predictions, self.prediction_names = _predictions(opts.get("predictions"), task)
 
     def add(self, row: dict) -> None:
         meta = row.get("meta") or {}
+        predicted = self.predictions.get(row["image_id"]) if row["label_status"] == "unlabeled" else None
+        if predicted is not None:   # the model's labels stand in, as machine observations
+            row = {**row, **{k: predicted[k] for k in ("label", "labels", "objects") if k in predicted},
+                   "label_status": "predicted", "meta": {**meta, "classifications": (predicted.get("meta") or {}).get(
+                       "classifications")}}
+            row["_names"] = self.prediction_names
         ts = meta.get("timestamp")
         if not ts:
             self.ctx.ledger.note(row["image_id"], "no_true_time", "dropped_image",
@@ -149,7 +158,7 @@ class _Tables:
             return [self._obs(base, "blank", None, "human")]
         if status == "unlabeled":
             return [self._obs(base, "unclassified", None, None)]
-        names = self.ctx.class_names
+        names = row.get("_names") or self.ctx.class_names
         if self.task == "classification":
             prob = _probability((row.get("meta") or {}).get("classifications"), names[row["label"]]) if machine else None
             return [self._obs(base, None, names[row["label"]], "machine" if machine else "human", prob)] \
@@ -272,6 +281,21 @@ def _descriptor(ctx: ExportContext, opts: dict, tables: _Tables) -> dict:
                            "mediatype": "text/csv", "encoding": "utf-8",
                            "schema": f"{BASE}/{n}-table-schema.json"} for n in ("deployments", "media", "observations")]}
     return {k: v for k, v in desc.items() if v is not None and v != []} | {"resources": desc["resources"]}
+
+
+def _predictions(path: str | None, task: str) -> tuple[dict[str, dict], list[str]]:
+    """{image_id: row} and the class names of a ``cvft predict --format dataset`` output."""
+    if not path:
+        return {}, []
+    from ..store import open_dataset, read_info, rows
+
+    info = read_info(path)
+    if info["task"] != task:
+        raise UsageError(f"the predictions at {path} are {info['task']}, this dataset is {task}")
+    columns = ["image_id", "label", "labels", "objects", "meta", "label_status", "width", "height"]
+    found = {r["image_id"]: r for ds in open_dataset(path).values() for r in rows(ds, columns)
+             if r["label_status"] == "predicted"}
+    return found, list(info["classes"])
 
 
 def _window(text: str | None, zone: str | None) -> str | None:
