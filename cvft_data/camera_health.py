@@ -97,15 +97,16 @@ def independent_detections(captures: list[Capture], gap: timedelta = timedelta(m
     return out
 
 
-def summary(captures: list[Capture]) -> dict:
-    """Effort and outcome of one deployment: images, active days, span, blank share, species."""
+def summary(captures: list[Capture], gap: timedelta = timedelta(minutes=30)) -> dict:
+    """Effort and outcome of one deployment: images, active days, span, blank share, species, and
+    independent detections (events of a species more than ``gap`` apart)."""
     times = sorted(c.time for c in captures if c.time)
     species: Counter = Counter(sp for c in captures for sp in set(c.labels))
     return {"images": len(captures), "active_days": len({t.date() for t in times}),
             "first": times[0].isoformat() if times else None, "last": times[-1].isoformat() if times else None,
             "blank_share": round(sum(c.status == "empty" for c in captures) / len(captures), 3) if captures else 0.0,
             "species_images": dict(species.most_common()),
-            "independent_detections": dict(independent_detections(captures).most_common()),
+            "independent_detections": dict(independent_detections(captures, gap).most_common()),
             "per_day": dict(sorted(Counter(t.date().isoformat() for t in times).items()))}
 
 

@@ -6,6 +6,7 @@ and one line in :data:`cvft_data.checks.CHECKS`.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from datetime import timedelta
 from typing import Callable
 
 from .check_facts import Facts, Finding
@@ -181,7 +182,7 @@ def check_camera_health(facts: Facts, opts) -> list:
     out = []
     summaries = {}
     for dep, caps in sorted(facts.captures.items()):
-        summaries[dep] = ch.summary(caps)
+        summaries[dep] = ch.summary(caps, timedelta(minutes=opts.independence_minutes))
         times = [c.time for c in caps if c.time]
         gaps = ch.trigger_gaps(times, opts.camera_gap_days)
         if gaps:
@@ -208,4 +209,5 @@ def check_camera_health(facts: Facts, opts) -> list:
                                "likely 12 hours or a time zone off", details={"deployment": dep, **swapped}))
     if summaries:
         facts.stats["deployments"] = summaries
+        facts.stats["independence_minutes"] = opts.independence_minutes
     return out

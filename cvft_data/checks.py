@@ -59,6 +59,7 @@ class CheckOptions:
     workers: int = 0
     camera_gap_days: float = 7.0
     max_dark_share: float = 0.2
+    independence_minutes: float = 30.0   # camera traps: detections further apart are independent
 
 
 @dataclass

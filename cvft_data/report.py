@@ -129,8 +129,9 @@ def _deployment_table(st: dict) -> str:
         f"<td>{v['blank_share']:.0%}</td><td>{html.escape(', '.join(f'{k} {n}' for k, n in v['species_images'].items()))}</td>"
         f"<td>{html.escape(', '.join(f'{k} {n}' for k, n in v['independent_detections'].items()))}</td></tr>"
         for d, v in sorted(deps.items()))
+    gap = st.get("independence_minutes", 30)
     return ("<h2>Deployments</h2><p>Effort and species per camera deployment; independent detections are "
-            "events of a species more than 30 minutes apart.</p><table><tr><th>deployment</th><th>images</th>"
+            f"events of a species more than {gap:g} minutes apart.</p><table><tr><th>deployment</th><th>images</th>"
             "<th>active days</th><th>first</th><th>last</th><th>blank share</th><th>images per species</th>"
             f"<th>independent detections</th></tr>{rows}</table>")
 

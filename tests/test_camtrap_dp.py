@@ -247,7 +247,7 @@ def test_camera_health_flags_a_gap_a_day_night_swap_and_dark_frames(tmp_path):
 
 
 def test_independent_detections_use_a_thirty_minute_gap():
-    from datetime import datetime
+    from datetime import datetime, timedelta
 
     from cvft_data.camera_health import Capture, independent_detections
 
@@ -255,6 +255,7 @@ def test_independent_detections_use_a_thirty_minute_gap():
     caps = [Capture("a", t(10, 0), "labeled", ["fox"]), Capture("b", t(10, 20), "labeled", ["fox"]),
             Capture("c", t(11, 0), "labeled", ["fox", "deer"]), Capture("d", t(11, 5), "labeled", ["deer"])]
     assert independent_detections(caps) == {"fox": 2, "deer": 1}
+    assert independent_detections(caps, timedelta(minutes=10)) == {"fox": 3, "deer": 1}
 
 
 def test_the_report_shows_deployments_species_and_independent_detections(tmp_path):

@@ -72,6 +72,8 @@ def _check_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=0, help="decode processes (default: one per core)")
     p.add_argument("--camera-gap-days", type=float, default=7.0,
                    help="camera traps: days without a trigger that count as a gap (7)")
+    p.add_argument("--independence-minutes", type=float, default=30.0,
+                   help="camera traps: detections of a species further apart are independent (30)")
 
 
 def _options(args):
@@ -83,7 +85,7 @@ def _options(args):
     return CheckOptions(min_images_per_class=args.min_images, max_imbalance_ratio=args.max_imbalance,
                         null_share_tolerance=args.null_tolerance, near_duplicate_distance=args.near_distance,
                         min_box_side=args.min_box_side, decode=not args.no_decode, workers=args.workers,
-                        camera_gap_days=args.camera_gap_days)
+                        camera_gap_days=args.camera_gap_days, independence_minutes=args.independence_minutes)
 
 
 def _info(args) -> int:
