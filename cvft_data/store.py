@@ -75,7 +75,6 @@ def output_lock(out: str | os.PathLike):
     or split to the same output is refused while the first runs (two runs never share an output).
     The lock is ``.<name>.cvft-lock`` beside ``out`` (``flock``; released when the process dies)."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     path = out.parent / f".{out.name}.cvft-lock"
     try:
         import fcntl
@@ -83,7 +82,11 @@ def output_lock(out: str | os.PathLike):
         yield
         return
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise OutputError(f"cannot write {out}: {exc.strerror} ({exc.filename or out.parent})") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -750,3 +750,11 @@ def test_an_annotation_member_that_inflates_too_far_is_refused(tmp_path):
         z.writestr("annotations.xml", "<annotations>" + " " * (16 << 20) + "</annotations>")   # ~1000x
     with pytest.raises(MalformedFileError, match="expands"):
         cvft_data.ingest(p, tmp_path / "ds", format="cvat")
+
+
+def test_an_output_under_a_file_is_an_output_error_not_a_traceback(tmp_path, capsys):
+    src = make_yolo(tmp_path / "src")
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    rc = ingest_cli.main([str(src), "--out", str(tmp_path / "blocker" / "ds"), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "cannot write" in err and "Traceback" not in err
