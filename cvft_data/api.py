@@ -15,10 +15,13 @@ from .store import read_ledger as _read_ledger
 def ingest(src: str | os.PathLike, out: str | os.PathLike, *, format: str | None = None, on_error: str = "raise",
            reference: bool = False, max_side: int | None = None, split: str | dict[str, float] | None = None,
            seed: int = 0, workers: int = 1, overwrite: bool = False, progress: bool = False,
-           on_progress: Callable[[int], None] | None = None, **connector_options: Any) -> dict:
+           on_progress: Callable[[int], None] | None = None, shard: str | tuple[int, int] | None = None,
+           commit: bool = False, **connector_options: Any) -> dict:
     """Read ``src`` with the named (or detected) connector and write a cvft dataset at ``out``.
 
     Returns the dataset's ``cvft.json`` content (task, classes, per-split counts, ledger summary).
+    ``shard="I/N"`` writes only shard I of N (a SLURM array task, a Ray task) and returns what it
+    wrote; ``commit=True`` publishes the shards once all N are there (:mod:`cvft_data.shards`).
 
     Example:
         >>> import pathlib, tempfile
@@ -39,9 +42,12 @@ def ingest(src: str | os.PathLike, out: str | os.PathLike, *, format: str | None
     ratios = parse_ratios(split) if isinstance(split, str) else split
     if max_side is not None and max_side < 8:
         raise UsageError(f"max_side must be at least 8 pixels, not {max_side}")
+    from .shards import parse_shard
+
     opts = BuildOptions(on_error=on_error, reference=reference, max_side=max_side, split_ratios=ratios, seed=seed,
                         workers=workers, overwrite=overwrite, progress=progress,
-                        connector_options={k: str(v) for k, v in connector_options.items()})
+                        connector_options={k: str(v) for k, v in connector_options.items()},
+                        shard=parse_shard(shard) if isinstance(shard, str) else shard, commit=commit)
     return build_dataset(conn, out, opts, on_progress=on_progress)
 
 

@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -46,10 +47,11 @@ from .paths import prefetch
 from .resume import chunk_digest, fsync_file, reusable
 from .rows import RowContext, build_row, reset_caches, row_digest_text
 from .schema import features_for
+from .shards import committed, job_of, n_chunks, read_plan, write_job
 from .shardwriter import ShardWriter, release_arenas
 from .splits import SplitKey, assign_splits
 from .stats import SplitStats
-from .store import CVFT_JSON, LEDGER_JSONL, output_lock, partial_dir_for, replace_dir  # noqa: F401 (re-exported)
+from .store import CVFT_JSON, LEDGER_JSONL, output_lock, partial_dir_for, replace_dir, write_text_atomic  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,10 @@ class BuildOptions:
     progress: bool = False
     shard_size: int | None = None
     connector_options: dict[str, Any] = field(default_factory=dict)
+    #: (I, N): write only shard I of N into the partial folder and stop (``--shard I/N``)
+    shard: tuple[int, int] | None = None
+    #: publish the shards already written (``--commit``)
+    commit: bool = False
 
 
 def shard_size_for(n_images: int) -> int:
@@ -188,7 +194,14 @@ def build_dataset(connector, out: str | os.PathLike, options: BuildOptions | Non
     """
     opts = options or BuildOptions()
     out = Path(out)
-    with output_lock(out):
+    if opts.shard and opts.commit:
+        raise UsageError("--shard writes one shard, --commit publishes them all: give one of them")
+    with contextlib.ExitStack() as locks:
+        # the shards of one ingest share the output's lock (one-shot runs and the commit need it alone);
+        # the same shard twice at once is refused
+        locks.enter_context(output_lock(out, shared=bool(opts.shard)))
+        if opts.shard:
+            locks.enter_context(output_lock(out.parent / f"{out.name}.shard-{opts.shard[0]}"))
         return _build_locked(connector, out, opts, on_progress)
 
 
@@ -210,6 +223,9 @@ def _build_locked(connector, out: Path, opts: BuildOptions, on_progress) -> dict
     ctx = RowContext(task=task, class_names=tuple(class_names), reference=opts.reference, max_side=opts.max_side,
                      image_roots=tuple(str(r) for r in connector.image_roots()))
 
+    if opts.commit:
+        with output_errors(out):
+            return _commit(connector, out, opts, task, class_names)
     workers = opts.workers or os.cpu_count() or 1
     pool = _start_pool(workers) if workers > 1 else None  # its start-up overlaps the first pass
     connector.context.executor = pool  # header reads while listing (camera-trap EXIF) run on the workers too
@@ -277,10 +293,14 @@ def _build(b: _Build) -> dict:
             same = json.loads(plan_file.read_text())["fingerprint"] == fingerprint
         except (OSError, ValueError, KeyError):
             same = False
+        if not same and opts.shard:   # other shards may be writing here: never wipe their work
+            raise UsageError(f"{work} holds shards of another source or other options; finish or remove them first")
         if not same:
             shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
-    plan_file.write_text(json.dumps({"fingerprint": fingerprint, "images": n_images, "shard_size": shard_size}))
+    write_text_atomic(plan_file, json.dumps({"fingerprint": fingerprint, "images": n_images, "shard_size": shard_size}))
+    mine = (lambda k: job_of(k, n_chunks(n_images, shard_size), opts.shard[1]) == opts.shard[0]) if opts.shard \
+        else (lambda k: True)
 
     manifests: dict[int, dict] = {}
     pending: dict[Future, int] = {}
@@ -290,6 +310,8 @@ def _build(b: _Build) -> dict:
         if assignment is not None:
             records = _with_splits(records, assignment)
         for index, chunk in enumerate(_chunks(records, shard_size)):
+            if not mine(index):
+                continue
             committed = work / f"shard-{index:06d}.json"
             if committed.exists():
                 manifest = _read_manifest(committed)
@@ -311,7 +333,23 @@ def _build(b: _Build) -> dict:
         if bar is not None:
             bar.close()
 
-    ledger = Ledger(list(connector.policy.ledger))
+    if opts.shard:   # this shard is done: the commit publishes
+        write_job(work, *opts.shard, sorted(manifests), Ledger(list(connector.policy.ledger)))
+        return {"shard": list(opts.shard), "chunks": sorted(manifests), "partial": str(work),
+                "images": sum(f["rows"] for m in manifests.values() for f in m["files"].values())}
+    return _publish(connector, out, opts, task, class_names, manifests, Ledger(list(connector.policy.ledger)), work)
+
+
+def _commit(connector, out: Path, opts: BuildOptions, task: str, class_names: list[str]) -> dict:
+    """Publish the shards in the partial folder (``--commit``) after checking every one is there."""
+    work = partial_dir_for(out)
+    plan = read_plan(work)
+    manifests, listing = committed(work, _plan_fingerprint(connector, opts, plan["images"], plan["shard_size"]))
+    return _publish(connector, out, opts, task, class_names, manifests, listing, work)
+
+
+def _publish(connector, out: Path, opts: BuildOptions, task: str, class_names: list[str], manifests: dict,
+             ledger: Ledger, work: Path) -> dict:
     for i in sorted(manifests):
         ledger.extend(LedgerEntry(**e) for e in manifests[i]["ledger"])
     info = cvft_json(connector, opts, task, class_names, manifests, ledger)

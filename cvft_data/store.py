@@ -70,10 +70,12 @@ def partial_dir_for(out: Path) -> Path:
 
 
 @contextlib.contextmanager
-def output_lock(out: str | os.PathLike):
+def output_lock(out: str | os.PathLike, *, shared: bool = False):
     """Hold the lock of the output ``out`` for the duration of the block: a second ingest, export
     or split to the same output is refused while the first runs (two runs never share an output).
-    The lock is ``.<name>.cvft-lock`` beside ``out`` (``flock``; released when the process dies)."""
+    The lock is ``.<name>.cvft-lock`` beside ``out`` (``flock``; released when the process dies).
+    ``shared``: the shards of one ingest (``--shard I/N``) hold it together; a one-shot run or the
+    commit, which need it alone, are refused while any of them runs."""
     out = Path(out)
     path = out.parent / f".{out.name}.cvft-lock"
     try:
@@ -88,7 +90,7 @@ def output_lock(out: str | os.PathLike):
         except OSError as exc:
             raise OutputError(f"cannot write {out}: {exc.strerror} ({exc.filename or out.parent})") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
             os.close(fd)
@@ -100,13 +102,15 @@ def output_lock(out: str | os.PathLike):
         except FileNotFoundError:
             pass
         os.close(fd)
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
+    if not shared:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
     try:
         yield
     finally:
         try:
-            os.unlink(path)
+            if not shared:   # other shards may still hold a shared lock on this file
+                os.unlink(path)
         finally:
             os.close(fd)
 

@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of --split (default 0)")
     p.add_argument("--workers", type=int, default=0, help="worker processes (default: one per core)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--shard", metavar="I/N", help="build only shard I of N (0 <= I < N) into the partial folder and "
+                                                 "exit: one SLURM array task or Ray task each; then --commit")
+    p.add_argument("--commit", action="store_true", help="publish the shards built with --shard (all N must be there)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="connector option (repeatable), e.g. --option labelmap=labelmap.txt")
     p.set_defaults(connector_flags=_connector_flags(p))   # which parsed values are connector options
@@ -108,7 +111,12 @@ def main(argv: list[str] | None = None) -> int:
             fmt = fmt or "weedai"
         info = cvft_data.ingest(src, args.out, format=fmt, on_error=args.on_error, reference=args.reference,
                                 max_side=args.max_side, split=args.split, seed=args.seed, workers=args.workers,
-                                overwrite=args.overwrite, progress=not args.quiet, **options)
+                                overwrite=args.overwrite, progress=not args.quiet, shard=args.shard,
+                                commit=args.commit, **options)
+        if args.shard:
+            print(f"shard {args.shard}: {info['images']} images in {len(info['chunks'])} chunks written to "
+                  f"{info['partial']}; run the same command with --commit (instead of --shard) when all are done")
+            return EXIT_OK
         print_summary(info, ledger_entries=list(cvft_data.read_ledger(args.out)), path=args.out)
         if args.split:
             print_split_audit(args.out)
