@@ -184,15 +184,42 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
                    help="classifier precision: auto = bf16 where the hardware has it (CUDA, AVX512-BF16/AMX "
                         "CPUs), off = float32")
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--shard", metavar="I/N", help="predict only shard I of N (one GPU job of a SLURM array or Ray); "
+                                                 "then --merge writes --out")
+    p.add_argument("--merge", action="store_true", help="write --out from the N finished shards")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="ray: run --shards N shards as Ray tasks (one GPU each where there is one), then merge")
+    p.add_argument("--ray-address", help="a running Ray cluster (default: start a local one)")
+    p.add_argument("--shards", type=int, help="shards for --executor ray (default: the cluster's GPUs, else CPUs)")
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from .predict_run import predict_to
+    from cvft_data.errors import UsageError
+    from cvft_data.shards import parse_shard
 
+    from .predict_run import predict_to
+    from .predict_shards import merge_predictions
+
+    if sum(bool(x) for x in (args.shard, args.merge, args.executor == "ray")) > 1:
+        raise UsageError("--shard, --merge and --executor ray are three ways to run: give one")
+    common = dict(fmt=args.fmt, conf=args.conf, topk=args.topk, layout=args.layout, amp=args.amp)
     with _messages_to(sys.stderr):
-        s = predict_to(args.weights, args.source, args.out, fmt=args.fmt, conf=args.conf, batch=args.batch,
-                       device=args.device, workers=args.workers, topk=args.topk, layout=args.layout,
-                       overwrite=args.overwrite, amp=args.amp)
+        if args.executor == "ray":
+            from .predict_ray import ray_predict
+
+            s = ray_predict(args.weights, args.source, args.out, shards=args.shards, address=args.ray_address,
+                            batch=args.batch, overwrite=args.overwrite, workers=args.workers, **common)
+        elif args.merge:
+            s = merge_predictions(args.weights, args.source, args.out, overwrite=args.overwrite,
+                                  workers=args.workers, **common)
+        else:
+            s = predict_to(args.weights, args.source, args.out, batch=args.batch, device=args.device,
+                           workers=args.workers, overwrite=args.overwrite,
+                           shard=parse_shard(args.shard) if args.shard else None, **common)
+    if s.get("shard"):
+        print(f"shard {s['shard'][0]}/{s['shard'][1]}: {s['images'] if s['images'] is not None else 'already'} "
+              f"images predicted -> {s['out']}; run the same command with --merge when all are done")
+        return 0
     print(f"predicted {s['images']} images ({s['predicted_now']} now, {s['images_per_s']} images/s) -> {s['out']} "
           f"({s['format']})" + (f"; {s['failed']} could not be read: {s['ledger'] or s['out'] + '/ledger.jsonl'}"
                                 if s["failed"] else ""))

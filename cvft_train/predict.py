@@ -32,7 +32,7 @@ import logging
 import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from .augment import eval_transform
 from .data import decode_sized
@@ -145,9 +145,11 @@ def _batches(items: Iterable[SourceImage], trained: Trained, batch: int, threads
 
 def predict(weights: str | os.PathLike | Trained, source: str | os.PathLike, *, conf: float = 0.1, batch: int = 32,
             device: str = "auto", workers: int | None = None, topk: int = 5, layout: str | None = None,
-            skip: set[str] | None = None, amp: str = "auto") -> Iterator[dict]:
+            skip: set[str] | None = None, amp: str = "auto", only: Callable[[int], bool] | None = None
+            ) -> Iterator[dict]:
     """Yield the prediction of every image of ``source`` (see the module docstring), skipping the
-    files in ``skip`` (already predicted by an interrupted run). ``amp``: see :func:`inference_dtype`
+    files in ``skip`` (already predicted by an interrupted run) and, with ``only``, the images whose
+    position in the source it refuses (a shard's share). ``amp``: see :func:`inference_dtype`
     (classifiers; Ultralytics chooses its own precision)."""
     import torch
 
@@ -159,7 +161,7 @@ def predict(weights: str | os.PathLike | Trained, source: str | os.PathLike, *, 
     if trained.kind == "yolo":
         device = "0" if device == "cuda" else device.replace("cuda:", "")
     _, images = open_source(source, layout=layout)
-    todo = (i for i in images if not skip or i.file not in skip)
+    todo = (i for k, i in enumerate(images) if (only is None or only(k)) and (not skip or i.file not in skip))
     threads = workers if workers is not None else usable_cores()
     for group in _batches(todo, trained, batch, threads):
         if trained.kind == "classifier":

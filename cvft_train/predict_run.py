@@ -45,9 +45,12 @@ log = logging.getLogger(__name__)
 
 def predict_to(weights: str | os.PathLike, source: str | os.PathLike, out: str | os.PathLike, *, fmt: str = "csv",
                conf: float = 0.1, batch: int = 32, device: str = "auto", workers: int | None = None, topk: int = 5,
-               layout: str | None = None, overwrite: bool = False, amp: str = "auto", progress=None) -> dict[str, Any]:
+               layout: str | None = None, overwrite: bool = False, amp: str = "auto", progress=None,
+               shard: tuple[int, int] | None = None) -> dict[str, Any]:
     """Predict every image of ``source`` into ``out`` (``fmt``: csv, megadetector, coco, dataset)
-    and return a summary: images, failed, seconds, images_per_s, out."""
+    and return a summary: images, failed, seconds, images_per_s, out. ``shard=(I, N)``: predict
+    only the images at positions ``k % N == I`` into a shard journal beside ``out`` and stop;
+    :func:`cvft_train.predict_shards.merge_predictions` writes ``out`` from all N."""
     if fmt not in FORMATS:
         raise UsageError(f"unknown prediction format {fmt!r}; choose one of {', '.join(FORMATS)}")
     out = Path(out)
@@ -56,14 +59,17 @@ def predict_to(weights: str | os.PathLike, source: str | os.PathLike, out: str |
     if Path(source).resolve() == out.resolve() or out.resolve().is_relative_to(Path(source).resolve()) \
             and Path(source).is_dir():
         raise UsageError(f"{out} is inside the source {source}: write predictions elsewhere (sources are read-only)")
-    kind, _ = open_source(source, layout=layout)   # refuses what is not a source before any model loads
     device = pick_device(device)
-    trained = load_trained(weights, device=device)
-    st = trained.path.stat()   # a run retrained since the interruption must not be mixed with it
-    signature = {"weights": str(trained.path.resolve()), "weights_file": [st.st_size, int(st.st_mtime)],
-                 "source": str(Path(source).resolve()), "format": fmt, "conf": conf, "topk": topk, "layout": layout,
-                 "amp": amp}
-    journal = Journal(out, signature)
+    signature, trained, kind = signature_of(weights, source, fmt=fmt, conf=conf, topk=topk, layout=layout, amp=amp,
+                                            device=device)
+    if shard is not None:
+        from .prediction_output import shard_done, shard_journal_out
+
+        if shard_done(out, *shard).exists():   # a retried array task: the shard is already there
+            return {"shard": list(shard), "images": None, "out": str(shard_done(out, *shard)), "format": fmt}
+        journal = Journal(shard_journal_out(out, *shard), {**signature, "shard": list(shard)})
+    else:
+        journal = Journal(out, signature)
     done = journal.open()
     if done:
         log.info("resuming: %d images already predicted in %s", len(done), journal.path)
@@ -71,8 +77,9 @@ def predict_to(weights: str | os.PathLike, source: str | os.PathLike, out: str |
     fresh = 0
     try:
         buffer: list[dict] = []
+        only = (lambda k: k % shard[1] == shard[0]) if shard is not None else None
         for r in predict(trained, source, conf=conf, batch=batch, device=device, workers=workers, topk=topk,
-                         layout=layout, skip=done, amp=amp):
+                         layout=layout, skip=done, amp=amp, only=only):
             buffer.append(r)
             fresh += 1
             if len(buffer) >= batch:
@@ -83,6 +90,35 @@ def predict_to(weights: str | os.PathLike, source: str | os.PathLike, out: str |
         journal.append(buffer)
         seconds = time.perf_counter() - t0
         total = len(done) + fresh
+        if shard is not None:   # this shard's results are kept for the merge, which writes out
+            journal.close()
+            os.replace(journal.path, shard_done(out, *shard))
+            return {"shard": list(shard), "images": total, "predicted_now": fresh, "seconds": round(seconds, 3),
+                    "out": str(shard_done(out, *shard)), "format": fmt}
+    except BaseException:
+        journal.close()
+        raise
+    return publish(journal, out, trained, source, kind, fmt=fmt, conf=conf, topk=topk, layout=layout, workers=workers,
+                   total=total, fresh=fresh, seconds=seconds)
+
+
+def signature_of(weights, source, *, fmt: str, conf: float, topk: int, layout: str | None, amp: str,
+                 device: str = "cpu") -> tuple[dict[str, Any], Any, str]:
+    """(what a run's journal must match, the loaded model, the source kind): the same weights file,
+    source and options, so an interrupted run or a shard is never mixed with another."""
+    kind, _ = open_source(source, layout=layout)   # refuses what is not a source before any model loads
+    trained = load_trained(weights, device=device)
+    st = trained.path.stat()   # a run retrained since the interruption must not be mixed with it
+    signature = {"weights": str(trained.path.resolve()), "weights_file": [st.st_size, int(st.st_mtime)],
+                 "source": str(Path(source).resolve()), "format": fmt, "conf": conf, "topk": topk, "layout": layout,
+                 "amp": amp}
+    return signature, trained, kind
+
+
+def publish(journal: Journal, out: Path, trained, source, kind: str, *, fmt: str, conf: float, topk: int,
+            layout: str | None, workers: int | None, total: int, fresh: int, seconds: float) -> dict[str, Any]:
+    """Write ``out`` from a complete journal, then remove the journal; returns the summary."""
+    try:
         if total == 0:
             raise UsageError(f"{source} holds no image to predict on")
         _write(fmt, journal, out, trained, source, kind, conf=conf, topk=topk, layout=layout, workers=workers)
@@ -91,10 +127,9 @@ def predict_to(weights: str | os.PathLike, source: str | os.PathLike, out: str |
     finally:
         journal.close()
     journal.finish()
-    summary = {"images": total, "failed": failed, "predicted_now": fresh, "seconds": round(seconds, 3),
-               "images_per_s": round(fresh / seconds, 1) if seconds else 0.0, "out": str(out), "format": fmt,
-               "source_kind": kind, "model": str(trained.path), "ledger": str(ledger) if ledger else None}
-    return summary
+    return {"images": total, "failed": failed, "predicted_now": fresh, "seconds": round(seconds, 3),
+            "images_per_s": round(fresh / seconds, 1) if seconds else 0.0, "out": str(out), "format": fmt,
+            "source_kind": kind, "model": str(trained.path), "ledger": str(ledger) if ledger else None}
 
 
 def _failures(journal: Journal, out: Path, *, write: bool) -> tuple[int, Path | None]:

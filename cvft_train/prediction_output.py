@@ -101,6 +101,15 @@ class Journal:
         self.path.unlink(missing_ok=True)
 
 
+def shard_journal_out(out: Path, shard: int, of: int) -> Path:
+    """The name a shard's (resumable) journal is kept under while it runs."""
+    return out.with_name(f"{out.name}.shard-{shard:05d}-of-{of:05d}")
+
+
+def shard_done(out: Path, shard: int, of: int) -> Path:
+    return out.parent / f".{out.name}.shard-{shard:05d}-of-{of:05d}.done.jsonl"
+
+
 def _tmp(out: Path) -> Path:
     return out.parent / f".{out.name}.{os.getpid()}.tmp"
 

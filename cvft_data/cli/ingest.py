@@ -35,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", metavar="I/N", help="build only shard I of N (0 <= I < N) into the partial folder and "
                                                  "exit: one SLURM array task or Ray task each; then --commit")
     p.add_argument("--commit", action="store_true", help="publish the shards built with --shard (all N must be there)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="ray: run --shards N shards as Ray tasks, then commit (pip install 'cvft[ray]')")
+    p.add_argument("--ray-address", help="a running Ray cluster (default: start a local one)")
+    p.add_argument("--shards", type=int, help="shards for --executor ray (default: the cluster's CPUs)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="connector option (repeatable), e.g. --option labelmap=labelmap.txt")
     p.set_defaults(connector_flags=_connector_flags(p))   # which parsed values are connector options
@@ -109,10 +113,19 @@ def main(argv: list[str] | None = None) -> int:
             src = str(fetch_weedai(src.split(":", 1)[1], base_url=args.weedai_url, progress=not args.quiet,
                                    sha256=args.sha256))
             fmt = fmt or "weedai"
-        info = cvft_data.ingest(src, args.out, format=fmt, on_error=args.on_error, reference=args.reference,
-                                max_side=args.max_side, split=args.split, seed=args.seed, workers=args.workers,
-                                overwrite=args.overwrite, progress=not args.quiet, shard=args.shard,
-                                commit=args.commit, **options)
+        if args.executor == "ray":
+            if args.shard or args.commit:
+                raise UsageError("--executor ray runs every shard and the commit itself: drop --shard/--commit")
+            from ..executors import ray_ingest
+
+            info = ray_ingest(src, args.out, shards=args.shards, address=args.ray_address, format=fmt,
+                              on_error=args.on_error, reference=args.reference, max_side=args.max_side,
+                              split=args.split, seed=args.seed, overwrite=args.overwrite, **options)
+        else:
+            info = cvft_data.ingest(src, args.out, format=fmt, on_error=args.on_error, reference=args.reference,
+                                    max_side=args.max_side, split=args.split, seed=args.seed, workers=args.workers,
+                                    overwrite=args.overwrite, progress=not args.quiet, shard=args.shard,
+                                    commit=args.commit, **options)
         if args.shard:
             print(f"shard {args.shard}: {info['images']} images in {len(info['chunks'])} chunks written to "
                   f"{info['partial']}; run the same command with --commit (instead of --shard) when all are done")
