@@ -136,3 +136,90 @@ def _fails_on_one(i: int) -> int:
     if i == 1:
         raise RuntimeError("disk full")
     return i
+
+
+# --- SLURM: the example scripts, run through a stand-in sbatch -----------------------------------------
+
+FAKE_SBATCH = r'''#!/usr/bin/env python3
+"""A stand-in for sbatch: runs the script now, once per array index, and prints a job id."""
+import os, subprocess, sys
+args, array, script, rest = sys.argv[1:], None, None, []
+for a in args:
+    if script is None and a.startswith("--array="):
+        lo, hi = a.split("=", 1)[1].split("-")
+        array = range(int(lo), int(hi) + 1)
+    elif script is None and a.startswith("--"):
+        continue
+    elif script is None:
+        script = a
+    else:
+        rest.append(a)
+for i in array if array is not None else [None]:
+    env = dict(os.environ, SLURM_CPUS_PER_TASK="1", **({"SLURM_ARRAY_TASK_ID": str(i)} if i is not None else {}))
+    r = subprocess.run(["bash", script, *rest], env=env, capture_output=True, text=True)
+    if r.returncode:
+        sys.stderr.write(r.stdout + r.stderr)
+        sys.exit(r.returncode)
+print(abs(hash((script, tuple(rest)))) % 100000)
+'''
+
+
+@pytest.mark.slow
+def test_the_slurm_examples_ingest_commit_predict_and_merge(tiny_classifier, tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from cvft_data.sample import write_camera_trap_sample
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(FAKE_SBATCH.replace("#!/usr/bin/env python3", f"#!{sys.executable}"))
+    (bin_dir / "sbatch").chmod(0o755)
+    for tool in ("cvft", "cvft-ingest"):   # the venv's entry points, as a cluster's module load gives them
+        os.symlink(shutil.which(tool) or str(Path(sys.executable).parent / tool), bin_dir / tool)
+    sample = write_camera_trap_sample(tmp_path / "sample", n_sites=2, per_camera=6)
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}")
+    r = subprocess.run(["bash", str(root / "examples" / "hpc" / "submit.sh"), str(sample["archive"]),
+                        str(tmp_path / "ds"), "3", str(tiny_classifier), str(tmp_path / "md.json"), "2"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    one = cvft_data.ingest(sample["archive"], tmp_path / "one", format="camera-trap", workers=1)
+    assert cvft_data.info(tmp_path / "ds")["content_hash"] == one["content_hash"]
+    import json
+    md = json.loads((tmp_path / "md.json").read_text())
+    assert len(md["images"]) == 24
+
+
+# --- reading at scale: each torchrun rank streams its own part -----------------------------------------
+
+STREAM_SCRIPT = r'''
+import json, os, sys
+import torch
+from cvft_data.stream import node_split
+part = node_split(sys.argv[1], "train", num_workers=2)
+loader = torch.utils.data.DataLoader(part.select_columns(["image_id"]), batch_size=4, num_workers=2)
+seen = [i for batch in loader for i in batch["image_id"]]
+with open(f"{sys.argv[2]}/rank{os.environ['RANK']}.json", "w") as f:
+    json.dump(seen, f)
+'''
+
+
+@pytest.mark.slow
+def test_two_torchrun_processes_stream_disjoint_parts_that_cover_the_split(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    src = write_coco_sample(tmp_path / "src", n_images=64, size=(32, 24))
+    cvft_data.ingest(src, tmp_path / "ds")
+    (tmp_path / "stream.py").write_text(STREAM_SCRIPT)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+                        str(tmp_path / "stream.py"), str(tmp_path / "ds"), str(tmp_path)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    a, b = (set(json.loads((tmp_path / f"rank{k}.json").read_text())) for k in (0, 1))
+    everything = set(cvft_data.load(tmp_path / "ds")["train"]["image_id"])
+    assert a and b and not (a & b) and a | b == everything
