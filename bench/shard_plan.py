@@ -39,22 +39,37 @@ def synthetic_paths(n: int) -> list[str]:
 
 
 def plan(n: int, shards: int) -> dict:
+    """What every shard computes before writing: the sorted listing cut into camera-folder units,
+    the units into chunks (no chunk holds two folders) and the units into shards."""
     from cvft_data.builder import shard_size_for
-    from cvft_data.shards import job_of, n_chunks
+    from cvft_data.shards import unit_jobs, unit_plan
 
     t0 = time.perf_counter()
     paths = synthetic_paths(n)
     paths.sort()
+    units: list[list] = []
+    for p in paths:
+        folder = p.rsplit("/", 1)[0]
+        if units and units[-1][0] == folder:
+            units[-1][1] += 1
+        else:
+            units.append([folder, 1])
+    units_t = [(u, c) for u, c in units]
     size = shard_size_for(n)
-    chunks = n_chunks(n, size)
-    jobs = [job_of(k, chunks, shards) for k in range(chunks)]
-    folder_jobs: dict[str, set[int]] = {}
-    for k, p in enumerate(paths):
-        folder_jobs.setdefault(p.rsplit("/", 1)[0], set()).add(jobs[k // size])
+    chunks = unit_plan(units_t, size)
+    jobs = unit_jobs(units_t, shards)
     seconds = time.perf_counter() - t0
-    straddling = sum(1 for js in folder_jobs.values() if len(js) > 1)
-    return {"images": n, "shards": shards, "chunk_size": size, "chunks": chunks, "plan_s": round(seconds, 2),
-            "camera_folders": len(folder_jobs), "folders_straddling_two_shards": straddling}
+    folder_jobs: dict[int, set[int]] = {}
+    for unit, _ in chunks:
+        folder_jobs.setdefault(unit, set()).add(jobs[unit])
+    per_shard = [0] * shards
+    for (_, c), j in zip(units_t, jobs):
+        per_shard[j] += c
+    return {"images": n, "shards": shards, "chunk_size": size, "chunks": len(chunks), "_sizes": [c for _, c in chunks],
+            "_jobs": [jobs[u] for u, _ in chunks], "plan_s": round(seconds, 2),
+            "camera_folders": len(units_t),
+            "folders_straddling_two_shards": sum(1 for js in folder_jobs.values() if len(js) > 1),
+            "images_per_shard_min_max": [min(per_shard), max(per_shard)]}
 
 
 def manifest(k: int, size: int) -> dict:
@@ -85,21 +100,22 @@ def commit_cost(info: dict, shards: int) -> dict:
     total_bytes = 0
     for k in range(info["chunks"]):
         (work / f"shard-{k:06d}.train.arrow").write_bytes(arrow)
-        m = manifest(k, info["chunk_size"])
+        m = manifest(k, info["_sizes"][k])
         m["files"]["train"]["bytes"] = len(arrow)
         text = json.dumps(m)
         total_bytes += len(text)
         (work / f"shard-{k:06d}.json").write_text(text)
     for i in range(shards):
-        mine = [k for k in range(info["chunks"]) if k * shards // info["chunks"] == i]
-        write_job(work, i, shards, mine, Ledger())
+        mine = [k for k in range(info["chunks"]) if info["_jobs"][k] == i]
+        write_job(work, i, shards, mine, [], "units")
     job_bytes = sum(p.stat().st_size for p in work.glob("job-*.json"))
     fingerprint = "simulated"
     (work / "plan.json").write_text(json.dumps({"fingerprint": fingerprint, "images": info["images"],
-                                                "shard_size": info["chunk_size"]}))
+                                                "shard_size": info["chunk_size"], "chunks": info["chunks"]}))
     write_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    manifests, ledger = committed(work, fingerprint)
+    manifests, _jobs = committed(work, fingerprint)
+    ledger = Ledger()
 
     class _Conn:   # what cvft_json reads of a connector
         root, name = Path("/archive"), "camera_trap"
@@ -130,6 +146,7 @@ def main() -> int:
     a = ap.parse_args()
     info = plan(a.images, a.shards)
     info.update(commit_cost(info, a.shards))
+    info = {k: v for k, v in info.items() if not k.startswith("_")}
     for k, v in info.items():
         print(f"{k:<34}{v}")
     if a.json:

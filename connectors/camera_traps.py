@@ -157,6 +157,8 @@ class CameraTrapConnector(Connector):
         self._sheet = None
         self._md = None
         self._deployments: dict | None = None
+        #: camera folders to list (a shard's units); None: all of them
+        self.only_units: set[str] | None = None
 
     @classmethod
     def sniff(cls, root: Path) -> Confidence:
@@ -226,6 +228,23 @@ class CameraTrapConnector(Connector):
         return out
 
     # -- records ---------------------------------------------------------------------------------------
+    def units(self) -> list[tuple[str, int]]:
+        """The camera folders (path relative to the archive, image count) in record order, from names
+        alone: what a sharded ingest gives whole to one shard (its sequences and clock checks, and
+        its EXIF reads, stay in that shard)."""
+        return [(self._rel_dir(folder), len(files)) for folder, files in _walk_dirs(self.root)]
+
+    def _rel_dir(self, folder: Path) -> str:
+        rel = relpath_posix(folder, self.root)
+        return "" if rel == "." else rel
+
+    def _dirs(self) -> Iterator[tuple[Path, list[str]]]:
+        """The camera folders this listing covers: all, or a shard's (``only_units``)."""
+        only = self.only_units
+        for folder, files in _walk_dirs(self.root):
+            if only is None or self._rel_dir(folder) in only:
+                yield folder, files
+
     def count_records(self) -> int:
         """The number of records, from the file names alone (no EXIF read): one per image."""
         return sum(len(files) for _, files in _walk_dirs(self.root))
@@ -242,9 +261,6 @@ class CameraTrapConnector(Connector):
         sheet, md = self.sheet(), self.md()
         task = self.task
         names = set(self.categories())
-        used_keys: set = set()
-        used_deployments: set[str] = set()
-        md_used: set[str] = set()
         file_counts: dict[str, int] = defaultdict(int)
         if sheet is not None and sheet[0] == "file":
             for _, files in _walk_dirs(self.root):
@@ -256,7 +272,7 @@ class CameraTrapConnector(Connector):
             meta_dir = layout_fields(rel_dir, self.fields)
             dep = deployment_of(rel_dir, meta_dir, self.deployments()) if self.deployments() else None
             if self.deployments():
-                self._note_deployment(rel_dir, dep, len(files), used_deployments)
+                self._note_deployment(rel_dir, dep, len(files))
             # the checks run on the true time when the deployment gives it (the raw EXIF stays in meta)
             true = [true_time(e["datetime"], dep) if dep is not None and e["datetime"] else None for e in exifs]
             times = [t.replace(tzinfo=None) if t else e["datetime"] for t, e in zip(true, exifs)]
@@ -294,17 +310,46 @@ class CameraTrapConnector(Connector):
                                          "has no path or site column to tell them apart; add one (or "
                                          "--option path_column/site_column)")
                     if key in sheet[1]:
-                        used_keys.add(key)
                         species = sheet[1][key]
                         rec.source_file = sheet[2][key]
                 md_file = md[4].lookup(rel) if md is not None else None
-                if md_file:
-                    md_used.add(md_file)
                 self._label(rec, species, md, md_file, task, names)
                 yield rec
-        # side-file entries without an image are common (images moved, sheets of several seasons):
-        # they are ledgered under every policy, never an error
-        for dep_id in sorted(set(self.deployments()) - used_deployments):
+        if self.only_units is None:   # a shard's listing leaves them to the commit (orphan_notes)
+            self.orphan_notes()
+
+    def _note_deployment(self, rel_dir: str, dep, n_images: int) -> None:
+        if dep is None:
+            self.policy.note(rel_dir or ".", "no_deployment_row", "kept",
+                             f"{n_images} images of a camera folder the deployments sheet has no row for: no "
+                             "coordinates, time zone or clock correction", file=self.options["deployments"])
+
+    def orphan_notes(self) -> None:
+        """Ledger the side-file entries no image of the archive matches (deployment rows,
+        MegaDetector entries, species records), from file names alone. Common (images moved, sheets
+        of several seasons), so noted under every policy, never an error."""
+        sheet, md, deployments = self.sheet(), self.md(), self.deployments()
+        used_keys: set = set()
+        used_deployments: set[str] = set()
+        md_used: set[str] = set()
+        for folder, files in _walk_dirs(self.root):
+            rel_dir = self._rel_dir(folder)
+            meta_dir = layout_fields(rel_dir, self.fields)
+            if deployments:
+                dep = deployment_of(rel_dir, meta_dir, deployments)
+                if dep is not None:
+                    used_deployments.add(dep.id)
+            for f in files:
+                rel = f"{rel_dir}/{f}".strip("/")
+                if sheet is not None:
+                    key = self._sheet_key(sheet[0], rel, meta_dir)
+                    if key in sheet[1]:
+                        used_keys.add(key)
+                if md is not None:
+                    hit = md[4].lookup(rel)
+                    if hit:
+                        md_used.add(hit)
+        for dep_id in sorted(set(deployments) - used_deployments):
             self.policy.note(dep_id, "deployment_without_images", "ignored_file",
                              "deployments sheet row that no folder of the archive matches", file=self.options["deployments"])
         if md is not None:
@@ -317,26 +362,18 @@ class CameraTrapConnector(Connector):
                 self.policy.note(str(key), "record_without_image", "dropped_annotation",
                                  "species record with no image in the archive", file=sheet[2][key])
 
-    def _note_deployment(self, rel_dir: str, dep, n_images: int, used: set[str]) -> None:
-        if dep is None:
-            self.policy.note(rel_dir or ".", "no_deployment_row", "kept",
-                             f"{n_images} images of a camera folder the deployments sheet has no row for: no "
-                             "coordinates, time zone or clock correction", file=self.options["deployments"])
-        else:
-            used.add(dep.id)
-
     def _folders_with_exif(self) -> Iterator[tuple[Path, list[str], list[dict]]]:
         """(folder, image names, their EXIF) for every folder. With the builder's pool
         (:attr:`executor`), the header reads run there, a few tasks ahead of the folder being
         labelled: reading ~10,000 headers a second, the main process would otherwise be the
         bottleneck of the whole ingest."""
         if self.executor is None:
-            for folder, files in _walk_dirs(self.root):
+            for folder, files in self._dirs():
                 yield folder, files, [read_exif(folder / f) for f in files]
             return
         queued: deque = deque()  # (folder, files, futures), oldest first
         ahead = 0
-        for folder, files in _walk_dirs(self.root):
+        for folder, files in self._dirs():
             futures = [self.executor.submit(read_exifs, [folder / f for f in files[i:i + EXIF_TASK_IMAGES]])
                        for i in range(0, len(files), EXIF_TASK_IMAGES)]
             queued.append((folder, files, futures))

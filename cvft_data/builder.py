@@ -25,10 +25,8 @@ import hashlib
 import json
 import logging
 import math
-import multiprocessing as mp
 import os
 import shutil
-import sys
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
@@ -44,10 +42,11 @@ from .guard import guarded, guarded_call, output_errors
 from .ledger import ErrorPolicy, Ledger, LedgerEntry
 from .outcome import refuse_empty
 from .paths import prefetch
+from .pool import start_pool
 from .resume import chunk_digest, fsync_file, reusable
 from .rows import RowContext, build_row, reset_caches, row_digest_text
 from .schema import features_for
-from .shards import committed, job_of, n_chunks, read_plan, write_job
+from .shards import committed, job_of, n_chunks, planned_chunks, read_plan, unit_jobs, unit_plan, write_job
 from .shardwriter import ShardWriter, release_arenas
 from .splits import SplitKey, assign_splits
 from .stats import SplitStats
@@ -227,7 +226,7 @@ def _build_locked(connector, out: Path, opts: BuildOptions, on_progress) -> dict
         with output_errors(out):
             return _commit(connector, out, opts, task, class_names)
     workers = opts.workers or os.cpu_count() or 1
-    pool = _start_pool(workers) if workers > 1 else None  # its start-up overlaps the first pass
+    pool = start_pool(workers) if workers > 1 else None  # its start-up overlaps the first pass
     connector.context.executor = pool  # header reads while listing (camera-trap EXIF) run on the workers too
     try:
         with output_errors(out):
@@ -262,10 +261,17 @@ def _build(b: _Build) -> dict:
     # pass 1: count (and collect split keys when re-splitting); bad annotations raise here, early.
     # A connector that can count without parsing (count_records) is asked instead when no split is wanted.
     n_images, keys, n_bytes = 0, [], 0
+    # a connector that lists its source in units (camera folders) is chunked by unit: a unit's chunks
+    # go to one shard, which lists only its own units
+    units = guarded_call(connector.units, source=str(connector.given), connector=connector.name) \
+        if hasattr(connector, "units") else None
     quick = getattr(connector, "count_records", None)
-    first_pass = _fresh_records(connector, setup_entries) if (opts.split_ratios or quick is None or opts.progress) \
-        else iter(())
-    if quick is not None and not opts.split_ratios and not opts.progress:
+    sharding = bool(opts.shard and units is not None and not opts.split_ratios)
+    first_pass = _fresh_records(connector, setup_entries) if not sharding and \
+        (opts.split_ratios or quick is None or opts.progress) else iter(())
+    if sharding:
+        n_images = sum(count for _, count in units)
+    elif quick is not None and not opts.split_ratios and not opts.progress:
         n_images = guarded_call(quick, source=str(connector.given), connector=connector.name)
     for rec in first_pass:
         n_images += 1
@@ -298,9 +304,14 @@ def _build(b: _Build) -> dict:
         if not same:
             shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(plan_file, json.dumps({"fingerprint": fingerprint, "images": n_images, "shard_size": shard_size}))
-    mine = (lambda k: job_of(k, n_chunks(n_images, shard_size), opts.shard[1]) == opts.shard[0]) if opts.shard \
-        else (lambda k: True)
+    plan = unit_plan(units, shard_size) if units is not None else None
+    total_chunks = len(plan) if plan is not None else n_chunks(n_images, shard_size)
+    write_text_atomic(plan_file, json.dumps({"fingerprint": fingerprint, "images": n_images, "shard_size": shard_size,
+                                             "chunks": total_chunks}))
+    mine = _mine(opts, units, plan, total_chunks)
+    if sharding:
+        jobs = unit_jobs(units, opts.shard[1])
+        connector.only_units = {units[u][0] for u, j in enumerate(jobs) if j == opts.shard[0]}
 
     manifests: dict[int, dict] = {}
     pending: dict[Future, int] = {}
@@ -309,7 +320,9 @@ def _build(b: _Build) -> dict:
         records = _fresh_records(connector, setup_entries)
         if assignment is not None:
             records = _with_splits(records, assignment)
-        for index, chunk in enumerate(_chunks(records, shard_size)):
+        chunks = planned_chunks(records, plan, mine if sharding else (lambda k: True)) if plan is not None \
+            else enumerate(_chunks(records, shard_size))
+        for index, chunk in chunks:
             if not mine(index):
                 continue
             committed = work / f"shard-{index:06d}.json"
@@ -334,7 +347,8 @@ def _build(b: _Build) -> dict:
             bar.close()
 
     if opts.shard:   # this shard is done: the commit publishes
-        write_job(work, *opts.shard, sorted(manifests), Ledger(list(connector.policy.ledger)))
+        write_job(work, *opts.shard, sorted(manifests), list(connector.policy.ledger)[len(setup_entries):],
+                  "units" if sharding else "all")
         return {"shard": list(opts.shard), "chunks": sorted(manifests), "partial": str(work),
                 "images": sum(f["rows"] for m in manifests.values() for f in m["files"].values())}
     return _publish(connector, out, opts, task, class_names, manifests, Ledger(list(connector.policy.ledger)), work)
@@ -344,8 +358,17 @@ def _commit(connector, out: Path, opts: BuildOptions, task: str, class_names: li
     """Publish the shards in the partial folder (``--commit``) after checking every one is there."""
     work = partial_dir_for(out)
     plan = read_plan(work)
-    manifests, listing = committed(work, _plan_fingerprint(connector, opts, plan["images"], plan["shard_size"]))
-    return _publish(connector, out, opts, task, class_names, manifests, listing, work)
+    manifests, jobs = committed(work, _plan_fingerprint(connector, opts, plan["images"], plan["shard_size"]))
+    ledger = Ledger(list(connector.policy.ledger))   # what the connector said setting up
+    if jobs[0].get("scope") == "units":   # each shard listed its own units: theirs in order, then the orphans
+        for j in jobs:
+            ledger.extend(LedgerEntry(**e) for e in j["listing"])
+        before = len(connector.policy.ledger)
+        connector.orphan_notes()
+        ledger.extend(list(connector.policy.ledger)[before:])
+    else:   # every shard listed the whole source: one listing is the listing
+        ledger.extend(LedgerEntry(**e) for e in jobs[0]["listing"])
+    return _publish(connector, out, opts, task, class_names, manifests, ledger, work)
 
 
 def _publish(connector, out: Path, opts: BuildOptions, task: str, class_names: list[str], manifests: dict,
@@ -362,35 +385,22 @@ def _publish(connector, out: Path, opts: BuildOptions, task: str, class_names: l
     return info
 
 
+def _mine(opts: BuildOptions, units, plan, total_chunks: int) -> Callable[[int], bool]:
+    """Which chunks this run writes: all, or its shard's (by unit when the connector has units)."""
+    if not opts.shard:
+        return lambda k: True
+    i, n = opts.shard
+    if plan is None:
+        return lambda k: job_of(k, total_chunks, n) == i
+    jobs = unit_jobs(units, n)
+    return lambda k: jobs[plan[k][0]] == i
+
+
 def _read_manifest(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-
-
-def _die_with_parent() -> None:
-    """Worker initializer: on Linux, the kernel kills the worker when the ingest process dies (a
-    killed ingest leaves no orphan writing shards into the partial folder)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
-        try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
-        except OSError:
-            pass
-
-
-def _start_pool(workers: int) -> ProcessPoolExecutor:
-    """Worker processes: forked on Linux (no re-import, shared pages), spawned elsewhere. Workers
-    only read files and write their own Arrow shards."""
-    # fork is safe enough on Linux (PyTorch's DataLoader does the same); macOS and Windows spawn
-    method = "fork" if sys.platform.startswith("linux") else "spawn"
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method), initializer=_die_with_parent)
-    for _ in range(workers):
-        pool.submit(os.getpid)  # start the workers now, while the first pass runs
-    return pool
 
 
 def _with_splits(records: Iterator, assignment: list[str]) -> Iterator:

@@ -85,3 +85,44 @@ def test_a_one_shot_run_is_refused_while_shards_run(source, tmp_path):
         with pytest.raises(OutputError, match="another cvft run"):
             cvft_data.ingest(source, tmp_path / "ds")
         cvft_data.ingest(source, tmp_path / "ds", shard="0/3", workers=1)   # shards run side by side
+
+
+def test_camera_trap_shards_take_whole_folders_and_list_only_their_own(tmp_path, monkeypatch):
+    """By folder: every camera folder is written by one shard, which reads the EXIF of its own
+    folders only; side-file orphans (sheet rows, MegaDetector entries, deployment rows without
+    images) are ledgered once, by the commit; the result equals a one-shot ingest byte for byte."""
+    from collections import Counter
+
+    import connectors._exif as exif_module
+    import connectors.camera_traps as ct
+    from cvft_data.sample import write_camera_trap_sample
+
+    sample = write_camera_trap_sample(tmp_path / "sample", n_sites=3, per_camera=7)
+    with (sample["species"]).open("a") as f:
+        f.write("2024/set_01/site_99/cam_A,IMG_0001.JPG,fox\n")            # a record without an image
+    with (sample["deployments"]).open("a") as f:
+        f.write("2024/set_01/site_99/cam_A,-33.9,151.0,Australia/Sydney,0,X,woodland\n")
+    opts = dict(format="camera-trap", species=str(sample["species"]), deployments=str(sample["deployments"]),
+                megadetector=str(sample["megadetector"]), on_error="skip", workers=1)
+    one = cvft_data.ingest(sample["archive"], tmp_path / "one", **opts)
+    read = Counter()
+    real = exif_module.read_exif
+
+    def counted(path):
+        read[str(Path(path).parent)] += 1
+        return real(path)
+
+    monkeypatch.setattr(ct, "read_exif", counted)
+    folders_per_shard = []
+    for i in range(3):
+        read.clear()
+        done = cvft_data.ingest(sample["archive"], tmp_path / "ds", shard=f"{i}/3", **opts)
+        folders_per_shard.append(set(read))
+        assert sum(read.values()) == done["images"], "a shard reads the EXIF of its own images only"
+    assert all(folders_per_shard) and not (folders_per_shard[0] & folders_per_shard[1])
+    info = cvft_data.ingest(sample["archive"], tmp_path / "ds", commit=True, **{k: v for k, v in opts.items()
+                                                                                   if k != "workers"})
+    assert info["content_hash"] == one["content_hash"] and info["ledger"] == one["ledger"]
+    assert list(cvft_data.read_ledger(tmp_path / "ds")) == list(cvft_data.read_ledger(tmp_path / "one"))
+    assert _arrow_bytes(tmp_path / "ds") == _arrow_bytes(tmp_path / "one")
+    assert {"record_without_image", "deployment_without_images"} <= set(info["ledger"]["by_reason"])

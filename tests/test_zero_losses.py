@@ -687,7 +687,7 @@ def test_pool_workers_are_told_to_die_with_the_ingest():
     import sys
     from concurrent.futures import ProcessPoolExecutor
 
-    from cvft_data.builder import _die_with_parent
+    from cvft_data.pool import die_with_parent as _die_with_parent
 
     if not sys.platform.startswith("linux"):
         pytest.skip("PR_SET_PDEATHSIG is Linux's")
