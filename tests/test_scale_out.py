@@ -84,13 +84,11 @@ def test_the_predict_cli_runs_a_shard_and_the_merge(tiny_classifier, images, tmp
 
 # --- Ray ----------------------------------------------------------------------------------------------
 
-ray = pytest.importorskip("ray", reason="the ray extra is not installed")
-
-
 @pytest.fixture(scope="module")
 def local_ray():
     import os
 
+    ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'cvft[ray]')")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield
