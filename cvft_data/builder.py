@@ -43,7 +43,7 @@ from .ledger import ErrorPolicy, Ledger, LedgerEntry
 from .outcome import refuse_empty
 from .paths import prefetch
 from .pool import start_pool
-from .resume import chunk_digest, fsync_file, reusable
+from .resume import chunk_digest, fsync_file, read_manifest, reusable
 from .rows import RowContext, build_row, reset_caches, row_digest_text
 from .schema import features_for
 from .shards import committed, job_of, n_chunks, planned_chunks, read_plan, unit_jobs, unit_plan, write_job
@@ -269,8 +269,8 @@ def _build(b: _Build) -> dict:
     sharding = bool(opts.shard and units is not None and not opts.split_ratios)
     first_pass = _fresh_records(connector, setup_entries) if not sharding and \
         (opts.split_ratios or quick is None or opts.progress) else iter(())
-    if sharding:
-        n_images = sum(count for _, count in units)
+    if units is not None and not opts.split_ratios and (sharding or not opts.progress):
+        n_images = sum(count for _, count in units)   # the units walk counted them: no second walk
     elif quick is not None and not opts.split_ratios and not opts.progress:
         n_images = guarded_call(quick, source=str(connector.given), connector=connector.name)
     for rec in first_pass:
@@ -327,8 +327,8 @@ def _build(b: _Build) -> dict:
                 continue
             committed = work / f"shard-{index:06d}.json"
             if committed.exists():
-                manifest = _read_manifest(committed)
-                if manifest is not None and reusable(manifest, work, chunk):
+                manifest = read_manifest(work, index)
+                if manifest is not None and reusable(manifest, chunk):
                     manifests[index] = manifest
                     _advance(bar, on_progress, len(chunk))
                     continue
@@ -394,13 +394,6 @@ def _mine(opts: BuildOptions, units, plan, total_chunks: int) -> Callable[[int],
         return lambda k: job_of(k, total_chunks, n) == i
     jobs = unit_jobs(units, n)
     return lambda k: jobs[plan[k][0]] == i
-
-
-def _read_manifest(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def _with_splits(records: Iterator, assignment: list[str]) -> Iterator:

@@ -19,12 +19,12 @@ import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from .archive import MAX_RATIO, RATIO_FLOOR, check_member
 from .errors import CvftError, MalformedFileError, UnsafePathError
 
 WEEDAI_URL = "https://weed-ai.sydney.edu.au"
 #: Refuse archives that would expand past these (zip bombs).
 MAX_EXTRACT_BYTES = 64 << 30
-MAX_RATIO = 200
 CHUNK = 1 << 20
 
 
@@ -152,14 +152,12 @@ def safe_extract(archive: Path, dest: Path, *, max_bytes: int = MAX_EXTRACT_BYTE
                                       item=i.filename, expected="regular files only")
             total += i.file_size
             packed += i.compress_size
-            if i.compress_size and i.file_size / i.compress_size > max_ratio and i.file_size > (1 << 20):
-                raise MalformedFileError(f"member {i.filename!r} expands {i.file_size / i.compress_size:.0f}x",
-                                         file=str(archive), item=i.filename, expected=f"at most {max_ratio}x")
+            check_member(i, archive, max_bytes=max_bytes, max_ratio=max_ratio)   # one member, the same rule as in place
         if total > max_bytes:
             raise MalformedFileError(f"the archive expands to {total} bytes", file=str(archive), item=archive.name,
                                      expected=f"at most {max_bytes} bytes")
         # many small members, each under the per-member floor, can still add up to a bomb
-        if total > (1 << 20) and total > max_ratio * max(packed, 1):
+        if total > RATIO_FLOOR and total > max_ratio * max(packed, 1):
             raise MalformedFileError(f"the archive's {len(infos)} members expand {total / max(packed, 1):.0f}x in all",
                                      file=str(archive), item=archive.name, expected=f"at most {max_ratio}x")
         tmp = dest.with_name(dest.name + ".extracting")

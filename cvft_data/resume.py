@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -58,18 +59,28 @@ def arrow_rows(path: Path) -> int | None:
         return None
 
 
-def reusable(manifest: dict, work: Path, records: list) -> bool:
-    """True when the committed shard of ``manifest`` is whole and describes ``records`` as they are now."""
-    if manifest.get("records_digest") != chunk_digest(records):
-        log.info("shard %s: the source changed since the interrupted run; it is written again", manifest.get("index"))
-        return False
+def read_manifest(work: Path, index: int) -> dict | None:
+    """The committed manifest of chunk ``index``, when its files are whole (the size and the row
+    count it recorded); None when it is missing, unreadable or its files are damaged."""
+    try:
+        manifest = json.loads((work / f"shard-{index:06d}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
     for f in manifest.get("files", {}).values():
         p = work / f["file"]
         try:
             size = p.stat().st_size
         except OSError:
-            return False
+            return None
         if size != f.get("bytes") or arrow_rows(p) != f["rows"]:
-            log.info("shard %s: %s is damaged; it is written again", manifest.get("index"), f["file"])
-            return False
+            log.info("shard %s: %s is damaged; it is written again", index, f["file"])
+            return None
+    return manifest
+
+
+def reusable(manifest: dict, records: list) -> bool:
+    """True when a whole committed shard (:func:`read_manifest`) describes ``records`` as they are now."""
+    if manifest.get("records_digest") != chunk_digest(records):
+        log.info("shard %s: the source changed since the interrupted run; it is written again", manifest.get("index"))
+        return False
     return True

@@ -28,7 +28,7 @@ from typing import Iterator
 
 from .errors import UsageError
 from .ledger import LedgerEntry
-from .resume import arrow_rows
+from .resume import read_manifest
 from .store import write_text_atomic
 
 
@@ -91,7 +91,7 @@ def committed(work: Path, fingerprint: str) -> tuple[dict[int, dict], list[dict]
     manifests: dict[int, dict] = {}
     bad: set[int] = set(range(total)) - {j["shard"] for j in jobs}
     for k in range(chunks):
-        m = _manifest(work, k)
+        m = read_manifest(work, k)
         if m is None:
             bad.add(owner.get(k, job_of(k, chunks, total)))
         else:
@@ -101,19 +101,6 @@ def committed(work: Path, fingerprint: str) -> tuple[dict[int, dict], list[dict]
         raise UsageError(f"cannot commit: shard(s) {names} not built (or damaged) in {work}; run them with "
                          "--shard I/N, then --commit again")
     return manifests, jobs
-
-
-def _manifest(work: Path, k: int) -> dict | None:
-    p = work / f"shard-{k:06d}.json"
-    try:
-        m = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    for f in m.get("files", {}).values():
-        q = work / f["file"]
-        if not q.is_file() or q.stat().st_size != f.get("bytes") or arrow_rows(q) != f["rows"]:
-            return None
-    return m
 
 
 # --- units: connectors that can list part of a source (camera folders) ------------------------------

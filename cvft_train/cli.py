@@ -184,14 +184,10 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
                    help="classifier precision: auto = bf16 where the hardware has it (CUDA, AVX512-BF16/AMX "
                         "CPUs), off = float32")
     p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--shard", metavar="I/N", help="predict only shard I of N (one GPU job of a SLURM array or Ray); "
-                                                 "then --merge writes --out")
-    p.add_argument("--merge", action="store_true", help="write --out from the N finished shards")
-    p.add_argument("--executor", choices=("local", "ray"), default="local",
-                   help="ray: run --shards N shards as Ray tasks (one GPU each where there is one), then merge")
-    p.add_argument("--ray-address", help="a running Ray cluster (default: start a local one)")
-    p.add_argument("--shards", type=int, help="shards for --executor ray (default: the cluster's GPUs, else CPUs)")
+    from cvft_data.cli._output import add_scale_out_arguments
 
+    add_scale_out_arguments(p, work="predict", finish="--merge", default_shards="the cluster's GPUs, else CPUs",
+                            finish_help="write --out from the N finished shards")
 
 def run_predict(args: argparse.Namespace) -> int:
     from cvft_data.errors import UsageError

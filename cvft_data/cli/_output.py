@@ -26,6 +26,18 @@ def log_to_stderr(quiet: bool = False) -> None:
     pkg.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
+def add_scale_out_arguments(p, *, work: str, finish: str, finish_help: str, default_shards: str) -> None:
+    """The flags that run a command as shards (``--shard I/N``, then ``finish``: ``--commit`` or
+    ``--merge``) or as Ray tasks (``--executor ray``): one set for ingest and predict."""
+    p.add_argument("--shard", metavar="I/N", help=f"{work} only shard I of N (0 <= I < N; one SLURM array or Ray "
+                                                   f"task each), then {finish}")
+    p.add_argument(finish, action="store_true", help=finish_help)
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help=f"ray: run --shards N shards as Ray tasks, then {finish[2:]} (pip install 'cvft[ray]')")
+    p.add_argument("--ray-address", help="a running Ray cluster (default: start a local one)")
+    p.add_argument("--shards", type=int, help=f"shards for --executor ray (default: {default_shards})")
+
+
 def run_guarded(fn: Callable[[], int], *, hint: str = "") -> int:
     """Run a command body; turn cvft errors into one clear message and an exit code."""
     try:

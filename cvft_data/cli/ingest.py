@@ -13,7 +13,15 @@ import argparse
 import sys
 
 from ..errors import UsageError
-from ._output import EXIT_OK, EXIT_USAGE, log_to_stderr, print_split_audit, print_summary, run_guarded
+from ._output import (
+    EXIT_OK,
+    EXIT_USAGE,
+    add_scale_out_arguments,
+    log_to_stderr,
+    print_split_audit,
+    print_summary,
+    run_guarded,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,13 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of --split (default 0)")
     p.add_argument("--workers", type=int, default=0, help="worker processes (default: one per core)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    p.add_argument("--shard", metavar="I/N", help="build only shard I of N (0 <= I < N) into the partial folder and "
-                                                 "exit: one SLURM array task or Ray task each; then --commit")
-    p.add_argument("--commit", action="store_true", help="publish the shards built with --shard (all N must be there)")
-    p.add_argument("--executor", choices=("local", "ray"), default="local",
-                   help="ray: run --shards N shards as Ray tasks, then commit (pip install 'cvft[ray]')")
-    p.add_argument("--ray-address", help="a running Ray cluster (default: start a local one)")
-    p.add_argument("--shards", type=int, help="shards for --executor ray (default: the cluster's CPUs)")
+    add_scale_out_arguments(p, work="build", finish="--commit", default_shards="the cluster's CPUs",
+                            finish_help="publish the shards built with --shard (all N must be there)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="connector option (repeatable), e.g. --option labelmap=labelmap.txt")
     p.set_defaults(connector_flags=_connector_flags(p))   # which parsed values are connector options

@@ -122,7 +122,6 @@ class _Tables:
             row = {**row, **{k: predicted[k] for k in ("label", "labels", "objects") if k in predicted},
                    "label_status": "predicted", "meta": {**meta, "classifications": (predicted.get("meta") or {}).get(
                        "classifications")}}
-            row["_names"] = self.prediction_names
         ts = meta.get("timestamp")
         if not ts:
             self.ctx.ledger.note(row["image_id"], "no_true_time", "dropped_image",
@@ -144,12 +143,13 @@ class _Tables:
                            "filePath": rel, "filePublic": "true" if self.public else "false",
                            "fileName": Path(row["image_id"]).name, "fileMediatype": _MEDIATYPE.get(ext, "image/jpeg"),
                            "exifData": json.dumps(exif) if exif else ""})
-        obs = self._observations(row, media_id, dep_id, ts)
+        obs = self._observations(row, media_id, dep_id, ts,
+                                 self.prediction_names if predicted is not None else self.ctx.class_names)
         self.observations += obs
         if meta.get("sequence"):
             self.by_sequence.setdefault(meta["sequence"], []).append((self.media[-1], obs))
 
-    def _observations(self, row: dict, media_id: str, dep_id: str, ts: str) -> list[dict]:
+    def _observations(self, row: dict, media_id: str, dep_id: str, ts: str, names: list[str]) -> list[dict]:
         base = {"deploymentID": dep_id, "mediaID": media_id, "eventStart": ts, "eventEnd": ts,
                 "observationLevel": "media"}
         machine = row["label_status"] == "predicted"
@@ -158,7 +158,6 @@ class _Tables:
             return [self._obs(base, "blank", None, "human")]
         if status == "unlabeled":
             return [self._obs(base, "unclassified", None, None)]
-        names = row.get("_names") or self.ctx.class_names
         if self.task == "classification":
             prob = _probability((row.get("meta") or {}).get("classifications"), names[row["label"]]) if machine else None
             return [self._obs(base, None, names[row["label"]], "machine" if machine else "human", prob)] \
