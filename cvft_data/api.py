@@ -41,7 +41,7 @@ def ingest(src: str | os.PathLike, out: str | os.PathLike, *, format: str | None
     conn = guarded_call(lambda: cls(src, on_error=on_error, **connector_options), source=str(src), connector=cls.name)
     ratios = parse_ratios(split) if isinstance(split, str) else split
     if max_side is not None and max_side < 8:
-        raise UsageError(f"max_side must be at least 8 pixels, not {max_side}")
+        raise UsageError(f"--max-side must be at least 8 pixels, not {max_side}")
     from .shards import parse_shard
 
     opts = BuildOptions(on_error=on_error, reference=reference, max_side=max_side, split_ratios=ratios, seed=seed,

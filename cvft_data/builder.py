@@ -206,7 +206,7 @@ def build_dataset(connector, out: str | os.PathLike, options: BuildOptions | Non
 
 def _build_locked(connector, out: Path, opts: BuildOptions, on_progress) -> dict:
     if out.exists() and not opts.overwrite:
-        raise UsageError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
+        raise UsageError(f"{out} already exists; pass --overwrite to replace it")
     policy = connector.policy.name   # the connector's context was made once; it is never swapped
     if opts.on_error not in (None, policy):
         raise UsageError(f"the connector was made with on_error={policy!r}, the build asks for {opts.on_error!r}; "
@@ -315,7 +315,12 @@ def _build(b: _Build) -> dict:
 
     manifests: dict[int, dict] = {}
     pending: dict[Future, int] = {}
-    bar = _progress(n_images, opts.progress)
+    committed_before = _committed(work, total_chunks, mine)
+    resumed = {i: sum(f["rows"] for f in m["files"].values()) for i, m in committed_before.items()}
+    if resumed:
+        log.info("resuming the interrupted ingest in %s: %s of %s images already written, starting from there",
+                 work, f"{sum(resumed.values()):,}", f"{n_images:,}")
+    bar = _progress(n_images, opts.progress, initial=sum(resumed.values()))
     try:
         records = _fresh_records(connector, setup_entries)
         if assignment is not None:
@@ -327,11 +332,13 @@ def _build(b: _Build) -> dict:
                 continue
             committed = work / f"shard-{index:06d}.json"
             if committed.exists():
-                manifest = read_manifest(work, index)
+                manifest = committed_before.get(index)
                 if manifest is not None and reusable(manifest, chunk):
                     manifests[index] = manifest
-                    _advance(bar, on_progress, len(chunk))
+                    _advance(None, on_progress, len(chunk))   # the bar counted it from the start
                     continue
+                if bar is not None:   # counted as resumed, but its records changed: written again
+                    bar.update(-resumed.get(index, 0))
                 committed.unlink()
             if pool is None or n_images <= shard_size:  # one shard: written here, no process hop
                 manifests[index] = write_shard(index, chunk, ctx, opts.on_error, work)
@@ -402,11 +409,23 @@ def _with_splits(records: Iterator, assignment: list[str]) -> Iterator:
         yield rec
 
 
-def _progress(total: int, enabled: bool):
+def _progress(total: int, enabled: bool, initial: int = 0):
     if not enabled:
         return None
-    from tqdm import tqdm
-    return tqdm(total=total, unit="img", desc="ingest", smoothing=0.1)
+    from . import progress
+    return progress.bar(total=total, desc="ingest (resumed)" if initial else "ingest", initial=initial)
+
+
+def _committed(work: Path, total_chunks: int, mine) -> dict[int, dict]:
+    """The whole shards a previous run committed, by index (:func:`read_manifest`): where a resumed
+    ingest starts counting."""
+    found = {}
+    for index in range(total_chunks):
+        if mine(index) and (work / f"shard-{index:06d}.json").exists():
+            manifest = read_manifest(work, index)
+            if manifest is not None:
+                found[index] = manifest
+    return found
 
 
 def _advance(bar, on_progress, n: int) -> None:

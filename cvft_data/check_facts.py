@@ -9,7 +9,7 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import boxes, masks
+from . import boxes, masks, progress
 from .camera_health import Capture, by_deployment, parse_time
 from .stats import classes_of
 from .store import rows
@@ -67,7 +67,7 @@ def gather(path: str, dsd, task: str, names: list[str], *, min_box_side: float, 
     for split in dsd:
         img_counter, obj_counter = Counter(), Counter()
         n = n_null = 0
-        for row in rows(dsd[split], COLUMNS + ["meta"]):
+        for row in progress.bar(rows(dsd[split], COLUMNS + ["meta"]), total=len(dsd[split]), desc=f"check {split}"):
             n += 1
             meta = row.get("meta") or {}
             dep = meta.get("deployment") or meta.get("camera")

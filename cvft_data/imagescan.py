@@ -17,12 +17,13 @@ from __future__ import annotations
 import io
 import multiprocessing as mp
 import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps
 
+from . import progress
 from .imageinfo import content_hash
 
 
@@ -104,14 +105,18 @@ def scan_dataset(path: str, split_sizes: dict[str, int], workers: int = 0, chunk
     total = sum(split_sizes.values())
     jobs = [(split, s, min(s + chunk, n)) for split, n in split_sizes.items() for s in range(0, n, chunk)]
     results: dict[str, list] = {split: [None] * n for split, n in split_sizes.items()}
-    if workers <= 1 or total <= chunk:
-        for split, a, b in jobs:
-            for i, r in _scan_range(path, split, a, b):
-                results[split][i] = r
-        return results
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(_scan_range, path, split, a, b): split for split, a, b in jobs}
-        for fut, split in futures.items():
-            for i, r in fut.result():
-                results[split][i] = r
+    with progress.bar(total=total, desc="decode") as shown:
+        if workers <= 1 or total <= chunk:
+            for split, a, b in jobs:
+                for i, r in _scan_range(path, split, a, b):
+                    results[split][i] = r
+                shown.update(b - a)
+            return results
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+            futures = {pool.submit(_scan_range, path, split, a, b): (split, b - a) for split, a, b in jobs}
+            for fut in as_completed(futures):
+                split, n = futures[fut]
+                for i, r in fut.result():
+                    results[split][i] = r
+                shown.update(n)
     return results

@@ -121,7 +121,7 @@ class ErrorPolicy:
 
     def __init__(self, name: PolicyName = "raise", ledger: Ledger | None = None):
         if name not in ("raise", "skip"):
-            raise UsageError(f"on_error must be 'raise' or 'skip', not {name!r}")
+            raise UsageError(f"--on-error must be 'raise' or 'skip', not {name!r}")
         self.name: PolicyName = name
         self.ledger = ledger if ledger is not None else Ledger()
 

@@ -178,7 +178,7 @@ def _object(obj, info: ImageInfo, policy: ErrorPolicy, rec, names: set[str]) -> 
             "segmentation": {"polygons": kept_polys, "rle": rle}, "attributes": attributes}
 
 
-def _scale_objects(objects: dict, sx: float, sy: float, new_w: int, new_h: int) -> None:
+def _scale_objects(objects: dict, attributes: list[dict], sx: float, sy: float, new_w: int, new_h: int) -> None:
     for i in range(len(objects["bbox"])):
         objects["bbox"][i] = list(boxes.scale_box(objects["bbox"][i], sx, sy))
         objects["area"][i] = objects["area"][i] * sx * sy
@@ -187,10 +187,9 @@ def _scale_objects(objects: dict, sx: float, sy: float, new_w: int, new_h: int) 
         if seg["rle"] is not None:
             seg["rle"] = masks.resize(seg["rle"], new_w, new_h)
             objects["area"][i] = masks.area(seg["rle"])
-        kp = objects["attributes"][i].get("keypoints")
+        kp = attributes[i].get("keypoints")
         if kp:
-            objects["attributes"][i]["keypoints"] = [v * (sx if j % 3 == 0 else sy if j % 3 == 1 else 1)
-                                                     for j, v in enumerate(kp)]
+            attributes[i]["keypoints"] = [v * (sx if j % 3 == 0 else sy if j % 3 == 1 else 1) for j, v in enumerate(kp)]
 
 
 def build_row(rec, ctx: RowContext, policy: ErrorPolicy, arena=None) -> dict[str, Any] | None:
@@ -262,7 +261,8 @@ def _build_row(rec, ctx: RowContext, policy: ErrorPolicy, arena, mark) -> dict[s
     else:
         objs = [o for o in (_object(obj, info, policy, rec, names) for obj in rec.objects) if o is not None]
         row["objects"] = {k: [o[k] for o in objs] for k in
-                          ("bbox", "category", "area", "iscrowd", "segmentation", "attributes")}
+                          ("bbox", "category", "area", "iscrowd", "segmentation")}
+        row["object_attributes"] = [o["attributes"] for o in objs]
         if rec.objects and not objs and rec.label_status == "labeled":
             row["label_status"] = "unlabeled"
             policy.note(rec.image_id, "all_annotations_dropped", "unlabeled",
@@ -277,7 +277,7 @@ def _build_row(rec, ctx: RowContext, policy: ErrorPolicy, arena, mark) -> dict[s
         meta["original_size"] = [info.width, info.height]
         row["width"], row["height"] = new_w, new_h
         if "objects" in row:
-            _scale_objects(row["objects"], sx, sy, new_w, new_h)
+            _scale_objects(row["objects"], row["object_attributes"], sx, sy, new_w, new_h)
         if row.get("panoptic"):
             import io
 

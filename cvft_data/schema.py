@@ -8,14 +8,18 @@ task                       columns
 =========================  ==========================================================
 ``classification``         ``label`` (ClassLabel; None for null and unlabeled images)
 ``multilabel``             ``labels`` (list of ClassLabel)
-``detection``              ``objects`` (bbox, category, area, iscrowd, segmentation, attributes)
+``detection``              ``objects`` (bbox, category, area, iscrowd, segmentation) + ``object_attributes``
 ``instance_segmentation``  ``objects`` as detection, with polygons or RLE in ``segmentation``
 ``panoptic``               ``segments_info`` (list) + ``panoptic`` (Image, COCO panoptic PNG)
 =========================  ==========================================================
 
 ``objects.segmentation`` holds, per object, ``polygons`` (list of flat ``[x1, y1, ...]`` lists, in
 float64 so COCO coordinates round-trip exactly) and ``rle`` (COCO compressed RLE, ``counts`` a string,
-``size`` ``[h, w]``; null when the object has polygons or no mask).
+``size`` ``[h, w]``; null when the object has polygons or no mask). ``object_attributes`` holds one
+JSON object per object, in the order of ``objects`` (occluded, track ids, keypoints, the source's
+own fields). It sits beside ``objects``, not inside it, so that ``objects`` holds numbers only and
+``with_format("torch")`` gives tensors (schema version 2; version 1 kept ``attributes`` inside
+``objects`` and is upgraded when opened, see :func:`upgrade_v1`).
 
 Example:
     >>> f = features_for("detection", ["cat", "dog"])
@@ -39,7 +43,7 @@ from .vocabulary import (  # noqa: F401 (re-exported: the schema's vocabulary)
     is_split_name,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 def segmentation_feature() -> dict:
     return {
@@ -55,7 +59,6 @@ def objects_feature(class_names: list[str]) -> dict:
         "area": List(Value("float32")),
         "iscrowd": List(Value("bool")),
         "segmentation": List(segmentation_feature()),
-        "attributes": List(Json()),
     }
 
 
@@ -75,6 +78,7 @@ def features_for(task: str, class_names: list[str]) -> Features:
         cols["labels"] = List(ClassLabel(names=class_names))
     elif task in OBJECT_TASKS:
         cols["objects"] = objects_feature(class_names)
+        cols["object_attributes"] = List(Json())
     else:  # panoptic
         cols["segments_info"] = List({
             "id": Value("int64"),
@@ -111,3 +115,36 @@ def class_names_of(features: Features) -> list[str]:
     if "objects" in features:
         return list(features["objects"]["category"].feature.names)
     return list(features["segments_info"].feature["category"].names)
+
+
+def upgrade_v1(ds):
+    """A schema-1 split (``attributes`` inside ``objects``) as schema 2 (``object_attributes`` beside
+    it), without copying: the Arrow children are moved, not rewritten.
+
+    >>> import datasets
+    >>> f = features_for("detection", ["cat"])
+    >>> old = dict(f); old["objects"] = dict(f["objects"], attributes=List(Json())); del old["object_attributes"]
+    >>> row = {"image_id": "a", "image": None, "width": 4, "height": 4, "label_status": "labeled", "group": None,
+    ...        "meta": {}, "objects": {"bbox": [[0, 0, 1, 1]], "category": [0], "area": [1.0], "iscrowd": [False],
+    ...        "segmentation": [{"polygons": [], "rle": None}], "attributes": [{"occluded": True}]}}
+    >>> new = upgrade_v1(datasets.Dataset.from_list([row], features=datasets.Features(old)))
+    >>> new[0]["object_attributes"], "attributes" in new.features["objects"]
+    ([{'occluded': True}], False)
+    """
+    import datasets
+    import pyarrow as pa
+
+    if "objects" not in ds.features or "attributes" not in ds.features["objects"]:
+        return ds
+    if ds._indices is not None:   # a selected view: its rows in the order it shows
+        ds = ds.flatten_indices()
+    table = ds.data.table
+    objects = table.column("objects").combine_chunks()
+    keep = [f.name for f in objects.type if f.name != "attributes"]
+    moved = pa.StructArray.from_arrays([objects.field(k) for k in keep], names=keep, mask=objects.is_null())
+    idx = table.schema.get_field_index("objects")
+    table = table.set_column(idx, "objects", moved).append_column("object_attributes", objects.field("attributes"))
+    features = datasets.Features({k: v for k, v in ds.features.items()})
+    features["objects"] = {k: v for k, v in ds.features["objects"].items() if k != "attributes"}
+    features["object_attributes"] = ds.features["objects"]["attributes"]
+    return datasets.Dataset(table, info=datasets.DatasetInfo(features=features), split=ds.split)

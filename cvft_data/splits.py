@@ -22,6 +22,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import progress
 from .errors import UsageError
 
 EMPTY_STRATUM = "__empty__"
@@ -177,11 +178,14 @@ def _split(path, out, ratios, *, seed: int, by: str, stratify: bool, overwrite: 
     keys = []
     cols = [c for c in ("image_id", "group", "label_status", "label", "labels", "objects", "segments_info")
             if c in whole.column_names]
+    shown = progress.bar(total=len(whole), desc="split: read labels")
     for batch in whole.select_columns(cols).iter(batch_size=2000):
+        shown.update(len(batch["image_id"]))
         for i in range(len(batch["image_id"])):
             row = {c: batch[c][i] for c in cols}
             keys.append(SplitKey(row["image_id"], row.get("group"), tuple(sorted({names[c] for c in classes_of(row, task)})),
                                  row["label_status"] == "empty"))
+    shown.close()
     assignment = assign_splits(keys, ratios, seed, by_group=(by == "group"), stratify=stratify)
     staging = out.parent / f".{out.name}.cvft-split-partial"
     if staging.exists():
@@ -191,7 +195,8 @@ def _split(path, out, ratios, *, seed: int, by: str, stratify: bool, overwrite: 
         by_split[s].append(i)
     new = datasets.DatasetDict({s: whole.select(by_split[s]) for s in ratios if by_split[s]})
     was_enabled = datasets.is_progress_bar_enabled()
-    datasets.disable_progress_bars()
+    if not progress.enabled():   # datasets' own "Saving the dataset" bar: on a terminal only
+        datasets.disable_progress_bars()
     try:
         new.save_to_disk(str(staging))
     finally:

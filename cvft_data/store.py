@@ -39,6 +39,8 @@ LEDGER_JSONL = "ledger.jsonl"
 def require_dataset(path: str | os.PathLike) -> Path:
     """``path`` as a Path, or a usage error when it holds no ``cvft.json``."""
     p = Path(path)
+    if not p.exists():
+        raise UsageError(f"{p} does not exist")
     if not (p / CVFT_JSON).is_file():
         raise UsageError(f"{p} is not a cvft dataset (no {CVFT_JSON}); build one with cvft-ingest")
     return p
@@ -57,7 +59,10 @@ def open_dataset(path: str | os.PathLike):
     """The :class:`datasets.DatasetDict` at ``path`` (memory-mapped, nothing decoded)."""
     import datasets
 
-    return datasets.load_from_disk(str(require_dataset(path)))
+    from .schema import upgrade_v1
+
+    dsd = datasets.load_from_disk(str(require_dataset(path)))
+    return datasets.DatasetDict({s: upgrade_v1(d) for s, d in dsd.items()})
 
 
 def read_ledger(path: str | os.PathLike) -> Ledger:

@@ -37,16 +37,20 @@ log = logging.getLogger(__name__)
 
 
 def train_one_epoch(model, loader, criterion, optimizer, scheduler, *, device, dtype, scaler, channels_last,
-                    accumulate: int = 1, clip_grad: float = 0.0, ema=None, bare=None) -> dict:
-    """One pass over ``loader``; an optimizer step every ``accumulate`` batches (and at the end)."""
+                    accumulate: int = 1, clip_grad: float = 0.0, ema=None, bare=None, desc: str | None = "train") -> dict:
+    """One pass over ``loader``; an optimizer step every ``accumulate`` batches (and at the end).
+    ``desc`` labels the batch bar (a terminal only, see :mod:`cvft_data.progress`; None: no bar)."""
     import torch
+
+    from cvft_data import progress
 
     model.train()
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)  # on the device: no host sync per step
     seen = steps = 0
     t0 = time.perf_counter()
     n_batches = len(loader)
-    for i, (x, y) in enumerate(loader):
+    for i, (x, y) in enumerate(progress.bar(loader, total=n_batches, desc=desc or "", unit="batch", leave=False,
+                                                    hide=desc is None)):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if channels_last:
             x = x.to(memory_format=torch.channels_last)
@@ -217,7 +221,8 @@ def _fit(cfg, data: OpenedDataset, run, logger, rank, local_rank, world) -> dict
             train_loader.sampler.set_epoch(epoch)
         tr = train_one_epoch(train_model, train_loader, criterion, optimizer, scheduler, device=device, dtype=dtype,
                              scaler=scaler, channels_last=channels_last, accumulate=cfg.accumulate,
-                             clip_grad=cfg.clip_grad, ema=ema, bare=bare)
+                             clip_grad=cfg.clip_grad, ema=ema, bare=bare,
+                             desc=f"epoch {epoch + 1}/{cfg.epochs}" if rank == 0 else None)
         step += tr["steps"]
         train_loss = _all_mean(float(tr["loss_sum"]), tr["seen"], world, device)
         scored = ema.module if ema is not None else bare

@@ -60,8 +60,10 @@ def evaluate(model, loader, criterion, *, device: str, dtype, names: list[str], 
     conf = torch.zeros((k, k), dtype=torch.int64, device=device)
     ml = torch.zeros((3, k), dtype=torch.float64, device=device)   # tp, fp, fn
     scalars = torch.zeros(4, dtype=torch.float64, device=device)    # loss_sum, n, exact, top5 hits
+    from cvft_data import progress
+
     with torch.no_grad():
-        for x, y in loader:
+        for x, y in progress.bar(loader, total=len(loader), desc="validate", unit="batch", leave=False):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if channels_last:
                 x = x.to(memory_format=torch.channels_last)

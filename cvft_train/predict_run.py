@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from cvft_data.errors import UsageError
+from cvft_data.progress import bar as progress_bar
 
 from .devices import pick_device
 from .predict import predict
@@ -78,16 +79,19 @@ def predict_to(weights: str | os.PathLike, source: str | os.PathLike, out: str |
     try:
         buffer: list[dict] = []
         only = (lambda k: k % shard[1] == shard[0]) if shard is not None else None
+        shown = progress_bar(desc="predict", initial=len(done))
         for r in predict(trained, source, conf=conf, batch=batch, device=device, workers=workers, topk=topk,
                          layout=layout, skip=done, amp=amp, only=only):
             buffer.append(r)
             fresh += 1
+            shown.update(1)
             if len(buffer) >= batch:
                 journal.append(buffer)
                 buffer = []
                 if progress:
                     progress(len(done) + fresh)
         journal.append(buffer)
+        shown.close()
         seconds = time.perf_counter() - t0
         total = len(done) + fresh
         if shard is not None:   # this shard's results are kept for the merge, which writes out

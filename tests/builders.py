@@ -341,3 +341,15 @@ def ledger_summary(entries: list) -> dict:
     from cvft_data.ledger import Ledger
 
     return Ledger(list(entries)).summary()
+
+
+def make_panoptic(root):
+    write_image(root / "images" / "train" / "a.jpg")
+    (root / "annotations" / "panoptic_train").mkdir(parents=True)
+    Image.fromarray(np.full((H, W, 3), 3, np.uint8)).save(root / "annotations" / "panoptic_train" / "a.png")
+    write_json(root / "annotations" / "panoptic_train.json", {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": W, "height": H}],
+        "annotations": [{"image_id": 1, "file_name": "a.png", "segments_info": [
+            {"id": 197379, "category_id": 1, "area": 384, "bbox": [0, 0, W, H], "iscrowd": 0}]}],
+        "categories": [{"id": 1, "name": "ground", "isthing": 0}]})
+    return root

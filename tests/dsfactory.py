@@ -38,8 +38,8 @@ def row(image_id: str, data: bytes, *, task: str = "detection", boxes=(), label=
         cats = [c for c, _ in boxes]
         r["objects"] = {"bbox": [list(b) for _, b in boxes], "category": cats, "area": [b[2] * b[3] for _, b in boxes],
                         "iscrowd": [False] * len(boxes),
-                        "segmentation": [{"polygons": [], "rle": None} for _ in boxes],
-                        "attributes": [{} for _ in boxes]}
+                        "segmentation": [{"polygons": [], "rle": None} for _ in boxes]}
+        r["object_attributes"] = [{} for _ in boxes]
         r["label_status"] = status or ("labeled" if boxes else "empty")
     return r
 
@@ -50,7 +50,7 @@ def write_dataset(path: Path, splits: dict[str, list[dict]], classes: list[str],
     feats = features_for(task, classes)
     dd = datasets.DatasetDict({s: datasets.Dataset.from_list(rows, features=feats) for s, rows in splits.items()})
     dd.save_to_disk(str(path))
-    info = {"schema_version": 1, "task": task, "classes": classes, "categories": [{"name": c} for c in classes],
+    info = {"schema_version": 2, "task": task, "classes": classes, "categories": [{"name": c} for c in classes],
             "splits": {s: {"images": len(r), "objects": 0, "labeled": 0, "empty": 0, "unlabeled": 0,
                            "class_counts": {}} for s, r in splits.items()},
             "source": {"path": "generated", "connector": "test", "options": {}},

@@ -147,7 +147,7 @@ def test_the_package_reads_back_into_the_same_labels(tmp_path):
 def test_machine_boxes_carry_their_probability_and_round_trip(tmp_path):
     meta = {"deployment": "cam1", "timestamp": "2024-03-01T12:00:00+01:00", "sequence": "cam1#0"}
     r1 = row("cam1/a.jpg", scene(1), boxes=[(0, [10, 8, 30, 20])])
-    r1["objects"]["attributes"] = [{"confidence": 0.87}]
+    r1["object_attributes"] = [{"confidence": 0.87}]
     r2 = row("cam1/b.jpg", scene(2), boxes=[(1, [4, 4, 12, 10])])
     r1["meta"], r2["meta"] = meta, {**meta, "timestamp": "2024-03-01T12:00:02+01:00"}
     write_dataset(tmp_path / "ds", {"train": [r1, r2]}, ["deer", "person"])

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from PIL import Image
 
 import connectors
 from builders import (
@@ -17,6 +15,7 @@ from builders import (
     make_cvat,
     make_folder,
     make_makesense,
+    make_panoptic,
     make_roboflow_coco,
     make_roboflow_multilabel,
     make_voc,
@@ -26,18 +25,6 @@ from builders import (
 )
 from cvft_data.paths import inside
 from cvft_data.schema import TASKS
-
-
-def make_panoptic(root):
-    write_image(root / "images" / "train" / "a.jpg")
-    (root / "annotations" / "panoptic_train").mkdir(parents=True)
-    Image.fromarray(np.full((H, W, 3), 3, np.uint8)).save(root / "annotations" / "panoptic_train" / "a.png")
-    write_json(root / "annotations" / "panoptic_train.json", {
-        "images": [{"id": 1, "file_name": "a.jpg", "width": W, "height": H}],
-        "annotations": [{"image_id": 1, "file_name": "a.png", "segments_info": [
-            {"id": 197379, "category_id": 1, "area": 384, "bbox": [0, 0, W, H], "iscrowd": 0}]}],
-        "categories": [{"id": 1, "name": "ground", "isthing": 0}]})
-    return root
 
 
 def make_roboflow_yolo(root):

@@ -93,7 +93,7 @@ def test_yolo_layout(tmp_path):
     train = rows(ds, "train")
     a = train["images/train/a.jpg"]["objects"]
     assert a["bbox"][0] == pytest.approx([9.0, 4.0, 6.0, 8.0])
-    assert a["attributes"][2] == {"track_id": 7}
+    assert train["images/train/a.jpg"]["object_attributes"][2] == {"track_id": 7}
     b = train["images/train/b.jpg"]["objects"]
     assert b["segmentation"][0]["polygons"][0] == pytest.approx([2.4, 1.6, 12, 1.6, 12, 9.6, 2.4, 9.6])
     assert train["images/train/c.jpg"]["label_status"] == "empty"
@@ -132,7 +132,7 @@ def test_voc_quirks(tmp_path):
     assert set(train) == {"JPEGImages/0AF.jpg", "JPEGImages/c78.jpg", "JPEGImages/nolabel.jpg"}
     o = train["JPEGImages/0AF.jpg"]["objects"]
     assert o["bbox"] == [pytest.approx([0, 0, 10, 8]), pytest.approx([4.5, 1, 15.5, 15])]
-    assert o["attributes"][0] == {"difficult": 1, "truncated": 1}
+    assert train["JPEGImages/0AF.jpg"]["object_attributes"][0] == {"difficult": 1, "truncated": 1}
     assert train["JPEGImages/c78.jpg"]["objects"]["bbox"] == [pytest.approx([1, 2, 11, 7])]
     assert train["JPEGImages/nolabel.jpg"]["label_status"] == "unlabeled"
     assert rows(ds, "validation")["JPEGImages/empty1.jpg"]["label_status"] == "empty"
@@ -185,7 +185,7 @@ def test_cvft_json_sidecar(tmp_path):
     make_coco(tmp_path / "src")
     cvft_data.ingest(tmp_path / "src", tmp_path / "ds")
     doc = json.loads((tmp_path / "ds" / "cvft.json").read_text())
-    assert doc["schema_version"] == 1 and doc["source"]["connector"] == "coco"
+    assert doc["schema_version"] == 2 and doc["source"]["connector"] == "coco"
     assert len(doc["content_hash"]) == 32 and doc["ledger"]["entries"] == 0
 
 

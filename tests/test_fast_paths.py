@@ -28,8 +28,8 @@ def _detection_row(i: int, data, classes=("cat", "dog")) -> dict:
             "objects": {"bbox": [[1.0, 2.0, 3.5, 4.0]] * (i % 3), "category": [classes[i % 2]] * (i % 3),
                         "area": [14.0] * (i % 3), "iscrowd": [False] * (i % 3),
                         "segmentation": [{"polygons": [[1.0, 2.0, 4.5, 2.0, 4.5, 6.0]],
-                                          "rle": {"size": [16, 24], "counts": "PP1"} if i % 2 else None}] * (i % 3),
-                        "attributes": [{"occluded": bool(i % 2), "note": "é"}] * (i % 3)},
+                                          "rle": {"size": [16, 24], "counts": "PP1"} if i % 2 else None}] * (i % 3)},
+            "object_attributes": [{"occluded": bool(i % 2), "note": "é"}] * (i % 3),
             "label_status": "labeled" if i % 3 else "empty", "group": f"site{i % 4}" if i % 5 else None,
             "meta": {"i": i, "nested": {"list": [1, 2.5, None]}}}
 

@@ -135,7 +135,7 @@ def test_voc_devkit_sample(real, tmp_path):
     ds = cvft_data.load(tmp_path / "ds")
     r = ds["train"][0]
     assert r["objects"]["bbox"] == [[0, 1, 3, 3], [3, 4, 3, 3]]  # 1-based (1,2)-(3,4) -> x=0, y=1, 3x3
-    assert r["objects"]["attributes"][1]["voc"]["parts"][0] == {"name": "head", "bbox": [4.5, 5.0, 3.0, 3.0]}
+    assert r["object_attributes"][1]["voc"]["parts"][0] == {"name": "head", "bbox": [4.5, 5.0, 3.0, 3.0]}
     assert ds["test"][0]["label_status"] == "unlabeled"
 
 

@@ -116,7 +116,7 @@ def test_cvat_docs_example_with_its_image(real, tmp_path):
     assert info["ledger"]["by_reason"] == {"unknown_class": 1}
     assert info["splits"]["train"]["objects"] == _cvat_shape_count(xml) == 7
     row = cvft_data.load(tmp_path / "ds")["train"][0]
-    shapes = [a["shape"] for a in row["objects"]["attributes"]]
+    shapes = [a["shape"] for a in row["object_attributes"]]
     assert shapes == ["box", "polygon", "polyline", "polyline", "points", "skeleton", "mask"]
     # the reference decoding (FORMATS.md): row-major in the 13x15 box at (707, 888) gives a disc
     m = masks.decode(row["objects"]["segmentation"][6]["rle"])[888:903, 707:720]

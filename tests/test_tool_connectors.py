@@ -39,22 +39,22 @@ def by_id(path, split="train"):
 
 def _check_cvat_shapes(ds_path, img_id):
     row = by_id(ds_path)[img_id]
-    o = row["objects"]
-    shapes = [a["shape"] for a in o["attributes"]]
+    o, attrs = row["objects"], row["object_attributes"]
+    shapes = [a["shape"] for a in attrs]
     assert shapes == ["box", "box", "polygon", "polyline", "points", "ellipse", "cuboid", "mask", "skeleton"]
     names = cvft_data.info(ds_path)["classes"]
     assert names == ["car", "person", "body"]
-    box = o["attributes"][0]
+    box = attrs[0]
     assert box == {"parked": True, "speed": 12.5, "colour": "red", "occluded": True, "z_order": 2, "group_id": 4,
                    "shape": "box"}
     assert o["bbox"][0] == [1, 2, 8, 6]
     rotated = o["segmentation"][1]["polygons"][0]
     assert rotated == pytest.approx([14, 4, 14, 8, 10, 8, 10, 4])  # 90 deg about (12, 6): 4x4 square
-    assert o["attributes"][3]["points"] == [1, 1, 5, 1, 9, 1] and o["bbox"][3][3] == 1  # line: 1 px high hull
+    assert attrs[3]["points"] == [1, 1, 5, 1, 9, 1] and o["bbox"][3][3] == 1  # line: 1 px high hull
     m = masks.decode(o["segmentation"][7]["rle"])
     assert m.sum() == 16 and m[3, 3:6].all() and not m[3, 2] and m[4, 2:7].all()
-    kp = o["attributes"][8]["keypoints"]
-    assert kp == [4, 2, 2, 5, 14, 1] and o["attributes"][8]["nodes"] == ["head", "foot"]
+    kp = attrs[8]["keypoints"]
+    assert kp == [4, 2, 2, 5, 14, 1] and attrs[8]["nodes"] == ["head", "foot"]
     assert row["meta"]["tags"] == ["person"]
     return row
 
@@ -139,10 +139,10 @@ def test_cvat_video_tracks(tmp_path):
     src = make_cvat_video(tmp_path / "src")
     info = cvft_data.ingest(src, tmp_path / "ds")
     rows = by_id(tmp_path / "ds")
-    f = lambda i: rows[f"images/frame_{i:06d}.png"]["objects"]  # noqa: E731
-    assert len(f(0)["bbox"]) == 1 and len(f(1)["bbox"]) == 2 and len(f(2)["bbox"]) == 1
-    assert f(1)["attributes"][0]["keyframe"] is False and f(1)["attributes"][0]["track_id"] == 0
-    assert f(2)["attributes"][0]["track_id"] == 1, "track 0 is outside from frame 2"
+    f = lambda i: rows[f"images/frame_{i:06d}.png"]  # noqa: E731
+    assert len(f(0)["objects"]["bbox"]) == 1 and len(f(1)["objects"]["bbox"]) == 2 and len(f(2)["objects"]["bbox"]) == 1
+    assert f(1)["object_attributes"][0]["keyframe"] is False and f(1)["object_attributes"][0]["track_id"] == 0
+    assert f(2)["object_attributes"][0]["track_id"] == 1, "track 0 is outside from frame 2"
     assert rows["images/frame_000003.png"]["label_status"] == "empty"
     assert info["splits"]["train"]["objects"] == 4
 

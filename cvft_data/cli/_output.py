@@ -38,6 +38,38 @@ def add_scale_out_arguments(p, *, work: str, finish: str, finish_help: str, defa
     p.add_argument("--shards", type=int, help=f"shards for --executor ray (default: {default_shards})")
 
 
+def plural(n: int, word: str) -> str:
+    """``1 class``, ``2 classes``, ``1 image``, ``3 images``.
+
+    >>> plural(1, "class"), plural(2, "class"), plural(0, "image")
+    ('1 class', '2 classes', '0 images')
+    """
+    if n == 1:
+        return f"1 {word}"
+    return f"{n} {word}es" if word.endswith(("s", "sh", "ch", "x")) else f"{n} {word}s"
+
+
+def quiet_broken_pipe(main: Callable[..., int]) -> Callable[..., int]:
+    """Wrap a command's ``main`` so that output piped into ``head`` (which closes the pipe early)
+    ends quietly, with the shell's 141 (killed by SIGPIPE), instead of a BrokenPipeError traceback."""
+    import functools
+    import os
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs) -> int:
+        try:
+            code = main(*args, **kwargs)
+            sys.stdout.flush()
+            return code
+        except BrokenPipeError:
+            # stdout is gone: point it at /dev/null so the interpreter's own flush at exit is silent too
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 141
+
+    return wrapper
+
+
 def run_guarded(fn: Callable[[], int], *, hint: str = "") -> int:
     """Run a command body; turn cvft errors into one clear message and an exit code."""
     try:
@@ -70,7 +102,7 @@ def print_summary(info: dict, *, out=None, ledger_entries=None, path: str | None
     """The closing summary: images, objects and classes per split, empty/unlabeled, the ledger."""
     w = (out or sys.stdout).write
     head = f"{info['task']} dataset" + (f" at {path}" if path else "")
-    w(f"{head}: {len(info['classes'])} classes, source {info['source']['connector']}\n")
+    w(f"{head}: {plural(len(info['classes']), 'class')}, source {info['source']['connector']}\n")
     w(f"  {'split':<12}{'images':>9}{'objects':>9}{'classes':>9}{'empty':>8}{'unlabeled':>11}\n")
     for split, s in info["splits"].items():
         present = sum(1 for v in s.get("class_counts", {}).values() if v)

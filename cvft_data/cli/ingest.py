@@ -20,6 +20,7 @@ from ._output import (
     log_to_stderr,
     print_split_audit,
     print_summary,
+    quiet_broken_pipe,
     run_guarded,
 )
 
@@ -76,17 +77,19 @@ def _connector_flags(p: argparse.ArgumentParser) -> list[str]:
 def _list_formats(src: str | None) -> int:
     import connectors
 
+    width = max(len(n) for n in connectors.available()) + 2   # the longest name never runs into its text
     if src:
         for cls, conf in connectors.rank(src):
-            print(f"{cls.name:<16}{conf.score:>5.2f}  {conf.reason}")
+            print(f"{cls.name:<{width}}{conf.score:>5.2f}  {conf.reason}")
         return EXIT_OK
     for name, cls in sorted(connectors.available().items()):
-        print(f"{name:<16}{cls.summary}")
+        print(f"{name:<{width}}{cls.summary}")
         for opt, text in cls.options_help.items():
-            print(f"{'':<18}--option {opt}=...  {text}")
+            print(f"{'':<{width + 2}}--option {opt}=...  {text}")
     return EXIT_OK
 
 
+@quiet_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.list_formats:
@@ -99,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         import cvft_data
 
         log_to_stderr(args.quiet)
+        if args.quiet:
+            from ..progress import set_quiet
+            set_quiet(True)
         options = {k: getattr(args, k) for k in args.connector_flags if getattr(args, k, None) is not None}
         for kv in args.option:
             if "=" not in kv:

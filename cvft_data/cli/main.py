@@ -21,7 +21,7 @@ import argparse
 import json
 import sys
 
-from ._output import EXIT_OK, print_summary, run_guarded
+from ._output import EXIT_OK, print_summary, quiet_broken_pipe, run_guarded
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--overwrite", action="store_true")
     for command in plugin_commands():
         command.add_arguments(sub.add_parser(command.name, help=command.help))
+    for parser in sub.choices.values():
+        if not any("--quiet" in a.option_strings for a in parser._actions):
+            parser.add_argument("--quiet", action="store_true", help="no progress bars (they show on a terminal only)")
     return p
 
 
@@ -188,8 +191,12 @@ def plugin_commands() -> list:
     return found
 
 
+@quiet_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.quiet:
+        from ..progress import set_quiet
+        set_quiet(True)
     commands = {"info": _info, "export": _export, "check": _check, "report": _report, "split": _split,
                 **{c.name: c.run for c in plugin_commands()}}
     return run_guarded(lambda: commands[args.command](args))

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
+from .. import progress
 from ..errors import UsageError
 from ..imageinfo import IMAGE_EXTENSIONS, sniff_extension
 from ..ledger import Ledger
@@ -43,7 +44,7 @@ class ExportContext:
         ds = self.dataset[split].cast_column("image", Image(decode=False))
         if "panoptic" in ds.features:
             ds = ds.cast_column("panoptic", Image(decode=False))
-        yield from ds
+        yield from progress.bar(ds, total=len(ds), desc=f"export {split}")
 
     def finish(self, summary: dict) -> dict:
         self.ledger.write_jsonl(self.staging / "export_ledger.jsonl")

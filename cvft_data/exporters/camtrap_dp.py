@@ -168,7 +168,7 @@ class _Tables:
         out = []
         o, w, h = row["objects"], row["width"], row["height"]
         for i, (x, y, bw, bh) in enumerate(o["bbox"]):
-            attrs = o["attributes"][i] or {}
+            attrs = row["object_attributes"][i] or {}
             conf = attrs.get("confidence", attrs.get("score"))
             obs = self._obs(base, None, names[o["category"][i]], "machine" if conf is not None or machine else "human",
                             conf)
@@ -291,7 +291,7 @@ def _predictions(path: str | None, task: str) -> tuple[dict[str, dict], list[str
     info = read_info(path)
     if info["task"] != task:
         raise UsageError(f"the predictions at {path} are {info['task']}, this dataset is {task}")
-    columns = ["image_id", "label", "labels", "objects", "meta", "label_status", "width", "height"]
+    columns = ["image_id", "label", "labels", "objects", "object_attributes", "meta", "label_status", "width", "height"]
     found = {r["image_id"]: r for ds in open_dataset(path).values() for r in rows(ds, columns)
              if r["label_status"] == "predicted"}
     return found, list(info["classes"])

@@ -96,7 +96,7 @@ def export_coco(dataset_dir: Path, out: Path, *, overwrite: bool = False) -> dic
 def _annotations(row: dict, image_id, ids: list[int], used: set, next_id: int):
     o = row["objects"]
     for i, bbox in enumerate(o["bbox"]):
-        attrs = dict(o["attributes"][i] or {})
+        attrs = dict(row["object_attributes"][i] or {})
         coco = dict(attrs.pop("coco", None) or {})
         keypoints = attrs.pop("keypoints", None)
         aid = coco.pop("id", None)

@@ -21,8 +21,8 @@ def _kpt_shape(ctx: ExportContext) -> tuple[list[int] | None, int]:
     objects carry keypoints). Objects without keypoints in a pose export get K invisible points."""
     ks: Counter = Counter()
     for split in ctx.dataset:
-        for attrs in ctx.dataset[split]["objects"]:
-            for a in attrs["attributes"]:
+        for attrs in ctx.dataset[split]["object_attributes"]:
+            for a in attrs:
                 k = len((a or {}).get("keypoints") or []) // 3
                 if k:
                     ks[k] += 1
@@ -146,7 +146,7 @@ def _label_lines(row: dict, seg: bool, kpt: list[int] | None, ctx: ExportContext
         if o["iscrowd"][i]:
             ctx.ledger.note(ref, "crowd_not_exported", "dropped_annotation", "iscrowd object: YOLO has no crowd flag")
             continue
-        attrs = o["attributes"][i] or {}
+        attrs = row["object_attributes"][i] or {}
         if set(attrs) - _GEOMETRY_KEYS:
             lost["attributes_not_exported"] += 1
         if not seg:
