@@ -52,10 +52,30 @@ def check_class_balance(facts: Facts, opts) -> list:
 
 
 @rule
+def check_class_missing_from_split(facts: Facts, opts) -> list:
+    """A class the dataset uses that a split lacks: the model is never trained on it (train) or its
+    score is never measured (validation, test)."""
+    names, out = facts.names, []
+    used = {c for counter in facts.class_images.values() for c, n in counter.items() if n}
+    if len(facts.class_images) < 2:
+        return out
+    for split, counter in facts.class_images.items():
+        missing = sorted(names[c] for c in used if not counter[c])
+        if missing:
+            why = "the model never learns them" if split == "train" else "their scores cannot be measured"
+            out.append(Finding("class_missing_from_split", "warning",
+                                f"{split} has no images of {len(missing)} classes ({why}): " + ", ".join(missing[:10])
+                                + "; re-split with cvft split (stratified by class)",
+                                details={"split": split, "classes": missing}))
+    return out
+
+
+@rule
 def check_null_images(facts: Facts, opts) -> list:
     out = []
     shares = {s: v["null_share"] for s, v in facts.stats["splits"].items() if v["images"]}
-    if facts.task != "panoptic":
+    # classification has no null image (an image has one class; "background" is a class of its own)
+    if facts.task not in ("panoptic", "classification"):
         for s, share in shares.items():
             if share == 0:
                 out.append(Finding("null_images", "warning",
@@ -131,46 +151,51 @@ def check_decoded(facts: Facts, opts) -> list:
                             image_ids=[i for _, i in cluster], details={"kind": "exact_duplicate", "splits": splits}))
     exact_sets = [{i for _, i in c} for c in exact_clusters]
     items = [(s, ids[s][i], r.dhash) for s in dsd for i, r in enumerate(scans[s]) if r.dhash is not None]
-    for cluster in hamming_groups(items, opts.near_duplicate_distance):
-        members = {i for _, i, _ in cluster}
-        if any(members <= e for e in exact_sets):
+    exact_of = {i: k for k, e in enumerate(exact_sets) for i in e}
+    by_splits: dict[tuple, list] = defaultdict(list)
+    for a, b, bits in near_pairs(items, opts.near_duplicate_distance):
+        (sa, ia, _), (sb, ib, _) = items[a], items[b]
+        if ia in exact_of and exact_of.get(ia) == exact_of.get(ib):
             continue  # already reported as exact duplicates
-        splits = sorted({s for s, _, _ in cluster})
+        by_splits[tuple(sorted({sa, sb}))].append((ia, ib, bits))
+    for splits, pairs in sorted(by_splits.items()):
+        pairs.sort(key=lambda p: (p[2], p[0], p[1]))   # the closest first: what a person checks first
+        members = sorted({i for a, b, _ in pairs for i in (a, b)})
+        where = f"across {'/'.join(splits)}" if len(splits) > 1 else f"in {splits[0]}"
         out.append(Finding("near_duplicate", "error" if len(splits) > 1 else "warning",
-                            f"{len(cluster)} near-identical images (perceptual hash within "
-                            f"{opts.near_duplicate_distance} bits)" + (
-                                f" across {'/'.join(splits)}" if len(splits) > 1 else f" in {splits[0]}"),
-                            image_ids=sorted(members), details={"splits": splits}))
+                            f"{len(pairs)} {'pair' if len(pairs) == 1 else 'pairs'} of near-identical images {where} (perceptual hash within "
+                            f"{opts.near_duplicate_distance} bits), {len(members)} images; e.g. {pairs[0][0]} "
+                            f"and {pairs[0][1]}",
+                            image_ids=members, details={"splits": list(splits), "pairs": [list(p) for p in pairs[:5000]],
+                                                        "pairs_total": len(pairs)}))
     return out
 
 
-def hamming_groups(items: list[tuple[str, str, int]], max_distance: int) -> list[list[tuple[str, str, int]]]:
-    """Clusters of (split, image_id, dhash) within ``max_distance`` bits, found through 8 bands of
-    8 bits: two hashes within 7 bits share at least one band exactly (pigeonhole), so only
-    band-mates are compared."""
-    parent = list(range(len(items)))
+def near_pairs(items: list[tuple[str, str, int]], max_distance: int) -> list[tuple[int, int, int]]:
+    """Pairs ``(a, b, bits)`` of indices into ``items`` (split, image_id, dhash) whose hashes are
+    within ``max_distance`` bits. Pairs, not clusters: chaining near pairs joins a whole camera's
+    night frames into one group of thousands that nobody can act on. Found through 8 bands of 8
+    bits: two hashes within 7 bits share at least one band exactly (pigeonhole), so only band-mates
+    are compared.
 
-    def find(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    >>> near_pairs([("train", "a", 0b1111), ("test", "b", 0b1110), ("train", "c", 0xFF00FF00)], 2)
+    [(0, 1, 1)]
+    """
     buckets: dict[tuple[int, int], list[int]] = defaultdict(list)
     for idx, (_, _, h) in enumerate(items):
         for band in range(8):
             buckets[(band, (h >> (8 * band)) & 0xFF)].append(idx)
+    found: dict[tuple[int, int], int] = {}
     for members in buckets.values():
         if len(members) > 2000:  # a flat colour band: too common to mean anything
             continue
         for a_i, a in enumerate(members):
             for b in members[a_i + 1:]:
-                if find(a) != find(b) and bin(items[a][2] ^ items[b][2]).count("1") <= max_distance:
-                    parent[find(a)] = find(b)
-    clusters: dict[int, list] = defaultdict(list)
-    for idx in range(len(items)):
-        clusters[find(idx)].append(items[idx])
-    return [c for c in clusters.values() if len(c) > 1]
+                if (a, b) not in found:
+                    bits = bin(items[a][2] ^ items[b][2]).count("1")
+                    if bits <= max_distance:
+                        found[(a, b)] = bits
+    return sorted((a, b, bits) for (a, b), bits in found.items())
 
 
 @rule

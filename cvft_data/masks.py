@@ -99,7 +99,12 @@ def resize(rle: dict, width: int, height: int) -> dict:
 
 def mask_to_polygons(mask: np.ndarray) -> list[list[float]]:
     """Outer contours of a binary mask as flat polygons (needs OpenCV, which Ultralytics brings)."""
-    import cv2  # optional: only exporters that turn masks into polygons need it
+    try:
+        import cv2  # optional: only exporters that turn masks into polygons need it
+    except ImportError:
+        from .errors import UsageError
+        raise UsageError("writing masks as polygons needs OpenCV: pip install 'cvft[train]' (Ultralytics brings "
+                         "opencv-python) or pip install opencv-python-headless") from None
 
     contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     polys = []

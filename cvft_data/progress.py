@@ -46,5 +46,11 @@ def bar(iterable: Iterable | None = None, *, total: int | None = None, desc: str
     than 0); a disabled bar costs nothing."""
     from tqdm import tqdm
 
+    try:   # a terminal that reports no size (a bare pty, some CI consoles): tqdm would hide the bar
+        size = os.get_terminal_size(sys.stderr.fileno())
+        sized = size.columns > 0 and size.lines > 0
+    except (OSError, ValueError, AttributeError):
+        sized = False
     return tqdm(iterable, total=total, desc=desc, unit=unit, initial=initial, leave=leave,
-                disable=hide or not enabled(), dynamic_ncols=True, smoothing=0.1, file=sys.stderr)
+                disable=hide or not enabled(), dynamic_ncols=sized, ncols=None if sized else 100,
+                nrows=None if sized else 50, smoothing=0.1, file=sys.stderr)

@@ -1,6 +1,6 @@
 """``cvft report``: one self-contained HTML page of plots, findings and annotated previews.
 
-Plots are drawn with matplotlib and previews with supervision's annotators; both are embedded as
+Plots are drawn with matplotlib and previews by :mod:`cvft_data.render`; both are embedded as
 base64 PNGs, so the page is a single file that opens anywhere. The preview grid is also saved as a
 PNG beside the page.
 
@@ -18,184 +18,129 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import os
 import random
 from pathlib import Path
 
 import numpy as np
 
+from . import progress
 from .checks import CheckOptions, CheckReport, check
+from .report_plots import deployment_table
+from .report_plots import plots as make_plots
 
 
-def _png(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+def preview_rows(dsd, n: int, seed: int = 0) -> list[tuple[str, int]]:
+    """``n`` sample rows as (split, index), from every split: each split gets its share of ``n``
+    by size, and at least one row."""
+    splits = [s for s in dsd if len(dsd[s])]
+    if not splits or n <= 0:
+        return []
+    total = sum(len(dsd[s]) for s in splits)
+    quota = {s: max(1, round(n * len(dsd[s]) / total)) for s in splits}
+    while sum(quota.values()) > max(n, len(splits)):   # rounding up gave too many: trim the largest
+        quota[max(quota, key=quota.get)] -= 1
+    rng = random.Random(seed)
+    return [(s, i) for s in splits for i in sorted(rng.sample(range(len(dsd[s])), min(quota[s], len(dsd[s]))))]
 
 
-def _plots(report: CheckReport) -> list[tuple[str, str]]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def tile(row: dict, split: str, names: list[str], side: int = 256) -> dict:
+    """One preview: the annotated image scaled to the tile (small images enlarged) and its caption
+    (image id, split, labels or label status)."""
+    from .render import annotated, fit, labels_of
 
-    st = report.stats
-    names = st["classes"]
-    splits = list(st["splits"])
+    im = fit(annotated(row, names, side), side)
+    labels = labels_of(row, names)
+    text = ", ".join(sorted(set(labels), key=labels.index)) if labels else row["label_status"]
+    return {"image": im, "image_id": row["image_id"], "split": split, "caption": text}
+
+
+def _tiles(path, dsd, names: list[str], picks: list[tuple[str, int]], side: int) -> list[dict]:
+    from datasets import Image as ImageFeature
+
+    views = {}
     out = []
-    # class histogram per split
-    fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(names) + 3), 3.5))
-    width = 0.8 / max(len(splits), 1)
-    x = np.arange(len(names))
-    for k, s in enumerate(splits):
-        ax.bar(x + k * width, [st["splits"][s]["class_images"][n] for n in names], width, label=s)
-    ax.set_xticks(x + width * (len(splits) - 1) / 2, names, rotation=45, ha="right")
-    ax.set_ylabel("images")
-    ax.set_title("images per class and split")
-    ax.legend()
-    out.append(("Class balance", _png(fig)))
-    # null share per split
-    fig, ax = plt.subplots(figsize=(5, 3))
-    ax.bar(splits, [st["splits"][s]["null_share"] for s in splits], color="#888")
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("share of null images")
-    ax.set_title("null (empty) images per split")
-    out.append(("Null images", _png(fig)))
-    if st.get("boxes_per_image"):
-        fig, ax = plt.subplots(figsize=(5, 3))
-        k, v = zip(*sorted(st["boxes_per_image"].items()))
-        ax.bar([str(i) for i in k], v)
-        ax.set_xlabel("objects in the image")
-        ax.set_ylabel("images")
-        ax.set_title("objects per image")
-        out.append(("Objects per image", _png(fig)))
-    if st.get("box_sizes"):
-        wh = np.array(st["box_sizes"], dtype=float)
-        wh = wh[(wh[:, 0] > 0) & (wh[:, 1] > 0)]
-        if len(wh):
-            fig, axes = plt.subplots(1, 2, figsize=(9, 3))
-            axes[0].hist(np.sqrt(wh[:, 0] * wh[:, 1]), bins=30)
-            axes[0].set_xlabel("box size, sqrt(w*h) px")
-            axes[0].set_title("box sizes")
-            axes[1].hist(np.log2(wh[:, 0] / wh[:, 1]), bins=30, color="#c77")
-            axes[1].set_xlabel("log2 aspect (w/h)")
-            axes[1].set_title("box aspect ratios")
-            out.append(("Boxes", _png(fig)))
-    if st.get("groups"):
-        groups = sorted(st["groups"])[:40]
-        fig, ax = plt.subplots(figsize=(max(6, 0.3 * len(groups) + 2), 3.5))
-        bottom = np.zeros(len(groups))
-        for status, colour in (("labeled", "#4a8"), ("empty", "#aaa"), ("unlabeled", "#d84")):
-            vals = np.array([st["groups"][g].get(status, 0) for g in groups])
-            ax.bar(groups, vals, bottom=bottom, label=status, color=colour)
-            bottom += vals
-        ax.tick_params(axis="x", rotation=90)
-        ax.set_title("images per group (label status)")
-        ax.legend()
-        out.append(("Groups", _png(fig)))
-    if st.get("deployments"):
-        out.append(("Camera activity", _timeline(st["deployments"], plt)))
+    for split, i in progress.bar(picks, total=len(picks), desc="report: previews"):
+        if split not in views:   # bytes, not PIL images: the renderer decodes at the tile's size
+            ds = dsd[split].cast_column("image", ImageFeature(decode=False))
+            if "panoptic" in ds.features:
+                ds = ds.cast_column("panoptic", ImageFeature(decode=False))
+            views[split] = ds
+        out.append(tile(views[split][i], split, names, side))
     return out
 
 
-def _timeline(deployments: dict, plt) -> str:
-    """Triggers per day, one row per deployment (at most 40): gaps and busy days show at a glance."""
-    from datetime import date
+def preview_grid(path: str | os.PathLike, n: int = 12, seed: int = 0, tile_side: int = 256,
+                 tiles: list[dict] | None = None) -> np.ndarray:
+    """A grid of ``n`` sample images from every split, boxes, masks and labels drawn, each tile
+    captioned under its own image with its split, image id and labels."""
+    from PIL import Image, ImageDraw
 
-    deps = sorted(deployments)[:40]
-    days = sorted({d for dep in deps for d in deployments[dep]["per_day"]})
-    fig, ax = plt.subplots(figsize=(9, 0.35 * len(deps) + 1.5))
-    if days:
-        start = date.fromisoformat(days[0])
-        for y, dep in enumerate(deps):
-            per_day = deployments[dep]["per_day"]
-            xs = [(date.fromisoformat(d) - start).days for d in per_day]
-            ax.scatter(xs, [y] * len(xs), s=[8 + 4 * min(n, 50) for n in per_day.values()], color="#4a8")
-        ax.set_xlabel(f"days since {start.isoformat()}")
-    ax.set_yticks(range(len(deps)), deps, fontsize=7)
-    ax.set_title("triggers per day and deployment (dot size: images)")
-    return _png(fig)
+    if tiles is None:
+        from .api import info as read_info
+        from .api import load
 
-
-def _deployment_table(st: dict) -> str:
-    deps = st.get("deployments") or {}
-    if not deps:
-        return ""
-    rows = "".join(
-        f"<tr><td>{html.escape(d)}</td><td>{v['images']}</td><td>{v['active_days']}</td>"
-        f"<td>{html.escape(str(v['first'] or ''))[:19]}</td><td>{html.escape(str(v['last'] or ''))[:19]}</td>"
-        f"<td>{v['blank_share']:.0%}</td><td>{html.escape(', '.join(f'{k} {n}' for k, n in v['species_images'].items()))}</td>"
-        f"<td>{html.escape(', '.join(f'{k} {n}' for k, n in v['independent_detections'].items()))}</td></tr>"
-        for d, v in sorted(deps.items()))
-    gap = st.get("independence_minutes", 30)
-    return ("<h2>Deployments</h2><p>Effort and species per camera deployment; independent detections are "
-            f"events of a species more than {gap:g} minutes apart.</p><table><tr><th>deployment</th><th>images</th>"
-            "<th>active days</th><th>first</th><th>last</th><th>blank share</th><th>images per species</th>"
-            f"<th>independent detections</th></tr>{rows}</table>")
-
-
-def preview_grid(path: str | os.PathLike, n: int = 12, seed: int = 0, tile: int = 256) -> np.ndarray:
-    """A grid of ``n`` sample images with boxes, masks and labels drawn (supervision)."""
-    import supervision as sv
-    from PIL import Image, ImageOps
-
-    from . import masks
-    from .api import info as read_info
-    from .api import load
-
-    meta = read_info(path)
-    dsd = load(path)
-    names = meta["classes"]
-    split = "train" if "train" in dsd else next(iter(dsd))
-    ds = dsd[split]
-    rng = random.Random(seed)
-    idx = sorted(rng.sample(range(len(ds)), min(n, len(ds))))
-    tiles = []
-    for i in idx:
-        row = ds[i]
-        im = ImageOps.exif_transpose(row["image"]).convert("RGB")
-        frame = np.asarray(im).copy()
-        labels: list[str] = []
-        if "objects" in row and row["objects"]["bbox"]:
-            o = row["objects"]
-            xyxy = np.array([[x, y, x + w, y + h] for x, y, w, h in o["bbox"]], dtype=float)
-            h_, w_ = frame.shape[:2]
-            mask_list = []
-            for s in o["segmentation"]:
-                if s["rle"] is not None:
-                    mask_list.append(masks.decode(s["rle"]).astype(bool))
-                elif s["polygons"]:
-                    mask_list.append(masks.decode(masks.polygons_to_rle(s["polygons"], h_, w_)).astype(bool))
-                else:
-                    mask_list.append(None)
-            det = sv.Detections(xyxy=xyxy, class_id=np.array(o["category"]))
-            if any(m is not None for m in mask_list):
-                det.mask = np.stack([m if m is not None else np.zeros((h_, w_), bool) for m in mask_list])
-                frame = sv.MaskAnnotator(opacity=0.4).annotate(frame, det)
-            frame = sv.BoxAnnotator(thickness=2).annotate(frame, det)
-            frame = sv.LabelAnnotator(text_scale=0.4, text_padding=2).annotate(
-                frame, det, labels=[names[c] for c in o["category"]])
-        elif row.get("label") is not None:
-            labels.append(names[row["label"]])
-        elif row.get("labels"):
-            labels += [names[c] for c in row["labels"]]
-        im = Image.fromarray(frame)
-        im.thumbnail((tile, tile))
-        canvas = Image.new("RGB", (tile, tile + 18), "white")
-        canvas.paste(im, ((tile - im.width) // 2, 0))
-        from PIL import ImageDraw
-        caption = (row["label_status"] if not labels else ", ".join(labels))[:40]
-        ImageDraw.Draw(canvas).text((4, tile + 3), caption, fill="black")
-        tiles.append(np.asarray(canvas))
+        dsd = load(path)
+        tiles = _tiles(path, dsd, read_info(path)["classes"], preview_rows(dsd, n, seed), tile_side)
     if not tiles:
-        return np.full((tile, tile, 3), 255, np.uint8)
+        return np.full((tile_side, tile_side, 3), 255, np.uint8)
     cols = min(4, len(tiles))
     rows = (len(tiles) + cols - 1) // cols
-    blank = np.full_like(tiles[0], 255)
-    tiles += [blank] * (rows * cols - len(tiles))
-    return np.vstack([np.hstack(tiles[r * cols:(r + 1) * cols]) for r in range(rows)])
+    cap = 30
+    sheet = Image.new("RGB", (cols * tile_side, rows * (tile_side + cap)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for k, t in enumerate(tiles):
+        x0, y0 = (k % cols) * tile_side, (k // cols) * (tile_side + cap)
+        im = t["image"]
+        sheet.paste(im, (x0 + (tile_side - im.width) // 2, y0 + (tile_side - im.height) // 2))
+        draw.text((x0 + 4, y0 + tile_side + 2), f"{t['split']}: {t['image_id']}"[:42], fill="#555")
+        draw.text((x0 + 4, y0 + tile_side + 15), t["caption"][:42], fill="black")
+    return np.asarray(sheet)
+
+
+def _b64(im, fmt: str = "JPEG") -> str:
+    from .render import encode
+
+    return base64.b64encode(encode(im, fmt)).decode("ascii")
+
+
+def _figure(t: dict) -> str:
+    return (f"<figure class='tile'><img alt='{html.escape(t['image_id'])}' src='data:image/jpeg;base64,{_b64(t['image'])}'>"
+            f"<figcaption><b>{html.escape(t['caption'])}</b><br><small>{html.escape(t['split'])}: "
+            f"{html.escape(t['image_id'])}</small></figcaption></figure>")
+
+
+#: checks whose findings name images a person compares side by side
+PAIRED_CHECKS = ("duplicate", "near_duplicate", "leakage")
+
+
+def finding_sets(report: CheckReport, limit: int = 6) -> list[tuple[str, list[list[str]]]]:
+    """Per duplicate, near-duplicate or leakage finding, the image sets to show side by side: the
+    near pairs, or the duplicate group (the first ``limit``)."""
+    out = []
+    for f in report.findings:
+        if f.check not in PAIRED_CHECKS or not f.image_ids or f.details.get("kind") == "group":
+            continue
+        sets = [p[:2] for p in f.details["pairs"][:limit]] if f.details.get("pairs") else [f.image_ids[:4]]
+        out.append((f.message, sets))
+    return out
+
+
+def _finding_thumbnails(dsd, names: list[str], report: CheckReport, side: int = 160) -> str:
+    sets = finding_sets(report)
+    if not sets:
+        return ""
+    from .store import column
+
+    where = {iid: (s, i) for s in dsd for i, iid in enumerate(column(dsd[s], "image_id"))}
+    wanted = sorted({where[iid] for _, group in sets for ids in group for iid in ids if iid in where})
+    tiles = dict(zip(wanted, _tiles(None, dsd, names, wanted, side)))
+    blocks = []
+    for message, group in sets:
+        rows = "".join("<div class='pair'>" + "".join(_figure(tiles[where[iid]]) for iid in ids if iid in where)
+                       + "</div>" for ids in group)
+        blocks.append(f"<h3>{html.escape(message)}</h3>{rows}")
+    return "<h2>Duplicates and leakage</h2><p>The images each finding names, side by side.</p>" + "".join(blocks)
 
 
 def write_report(path: str | os.PathLike, out: str | os.PathLike, options: CheckOptions | None = None,
@@ -204,20 +149,23 @@ def write_report(path: str | os.PathLike, out: str | os.PathLike, options: Check
     ``<out stem>_preview.png``. Returns the page's path."""
     from PIL import Image
 
+    from .api import info as read_info
+    from .api import load
+
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     report = report or check(path, options)
-    plots = _plots(report)
-    grid = preview_grid(path, preview)
+    plots = make_plots(report)
+    meta = read_info(path)
+    dsd = load(path)
+    names = meta["classes"]
+    tiles = _tiles(path, dsd, names, preview_rows(dsd, preview), 256)
+    grid = preview_grid(path, tiles=tiles)
     preview_png = out.with_name(out.stem + "_preview.png")
     Image.fromarray(grid).save(preview_png)
-    buf = io.BytesIO()
-    Image.fromarray(grid).save(buf, "PNG")
-    grid_b64 = base64.b64encode(buf.getvalue()).decode("ascii")
     st = report.stats
-    from .api import info as read_info
-
-    ledger = read_info(path).get("ledger", {})
+    classification = st["task"] == "classification"
+    ledger = meta.get("ledger", {})
     ledger_rows = "".join(f"<tr><td>{html.escape(str(r))}</td><td>{n}</td></tr>"
                           for r, n in (ledger.get("by_reason") or {}).items()) or \
         "<tr><td colspan=2>nothing dropped or changed</td></tr>"
@@ -226,10 +174,13 @@ def write_report(path: str | os.PathLike, out: str | os.PathLike, options: Check
         f"<td>{html.escape(f.message)}</td><td>{html.escape(', '.join(f.image_ids[:5]))}"
         f"{' &hellip; +' + str(len(f.image_ids) - 5) if len(f.image_ids) > 5 else ''}</td></tr>"
         for f in report.findings) or "<tr><td colspan=4>no findings</td></tr>"
-    split_rows = "".join(f"<tr><td>{html.escape(s)}</td><td>{v['images']}</td><td>{v['null']}</td>"
-                         f"<td>{v['null_share']:.0%}</td></tr>" for s, v in st["splits"].items())
+    null_head = "" if classification else "<th>null images</th><th>null share</th>"
+    split_rows = "".join(f"<tr><td>{html.escape(s)}</td><td>{v['images']}</td>" + (
+        "" if classification else f"<td>{v['null']}</td><td>{v['null_share']:.0%}</td>") + "</tr>"
+        for s, v in st["splits"].items())
     figures = "".join(f"<figure><img alt='{html.escape(t)}' src='data:image/png;base64,{b}'>"
                       f"<figcaption>{html.escape(t)}</figcaption></figure>" for t, b in plots)
+    n_classes = len(st["classes"])
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>cvft report</title>
 <style>
@@ -237,17 +188,23 @@ body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; margin: 1em 0; }} td, th {{ border: 1px solid #ccc; padding: 4px 8px; }}
 tr.error td:first-child {{ color: #b00; font-weight: bold; }} tr.warning td:first-child {{ color: #b60; }}
 figure {{ display: inline-block; margin: 0.5em; vertical-align: top; }} img {{ max-width: 100%; }}
+figure.tile {{ width: 256px; }} figure.tile img {{ display: block; width: 256px; height: 256px; object-fit: contain;
+  background: #f4f4f4; }} figure.tile figcaption {{ font-size: 13px; overflow-wrap: anywhere; }}
+.pair figure.tile, .pair figure.tile img {{ width: 160px; height: auto; }} .pair {{ margin-bottom: 1em; }}
 </style></head><body>
 <h1>cvft report: {html.escape(str(path))}</h1>
-<p>{html.escape(st['task'])} dataset, {len(st['classes'])} classes.</p>
-<h2>Splits</h2><table><tr><th>split</th><th>images</th><th>null images</th><th>null share</th></tr>{split_rows}</table>
+<p>{html.escape(st['task'])} dataset, {n_classes} {'class' if n_classes == 1 else 'classes'}.</p>
+<h2>Splits</h2><table><tr><th>split</th><th>images</th>{null_head}</tr>{split_rows}</table>
 <h2>Ingest ledger</h2><p>What was dropped or changed while building the dataset (every entry is in
 <code>ledger.jsonl</code>): camera clock problems, skipped annotations, conversions.</p>
 <table><tr><th>reason</th><th>entries</th></tr>{ledger_rows}</table>
 <h2>Findings</h2><table><tr><th>severity</th><th>check</th><th>message</th><th>rows</th></tr>{rows}</table>
-{_deployment_table(st)}
+{_finding_thumbnails(dsd, names, report)}
+{deployment_table(st)}
 <h2>Plots</h2>{figures}
-<h2>Preview</h2><figure><img alt="preview" src="data:image/png;base64,{grid_b64}"></figure>
+<h2>Preview</h2><p>Samples from every split; each caption names the image's labels, split and id
+(<code>cvft view {html.escape(str(path))}</code> browses them all).</p>
+<div id="preview">{"".join(_figure(t) for t in tiles)}</div>
 <script>
 window.addEventListener("load", () => {{
   const imgs = [...document.images];

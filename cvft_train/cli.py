@@ -128,7 +128,9 @@ def run_train(args: argparse.Namespace) -> int:
     print(f"run {given.get('out') or 'runs/cvft'}: " + ", ".join(
         f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in final.items()))
     if best:
-        print(f"best {best['metric']} {best['value']:.4f} at epoch {best['epoch']}; weights {metrics['weights']}")
+        weights = metrics["weights"]
+        shown = ", ".join(f"{k} {v}" for k, v in weights.items()) if isinstance(weights, dict) else weights
+        print(f"best {best['metric']} {best['value']:.4f} at epoch {best['epoch']}; weights: {shown}")
     return 0
 
 

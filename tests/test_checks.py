@@ -184,3 +184,33 @@ def test_report_renders_in_headless_chromium(tmp_path):
     pixels = np.asarray(Image.open(shot).convert("RGB"))
     assert pixels.shape[:2] == (2000, 1200)
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 500, "plots and images are drawn, not a blank page"
+
+
+def test_a_class_missing_from_a_split_is_found(tmp_path):
+    train = clean_rows("train", 24, 0, "a")
+    val = [r for r in clean_rows("validation", 12, 100, "b") if r["objects"]["category"] != [2]]
+    report = check(write_dataset(tmp_path / "ds", {"train": train, "validation": val}, CLASSES), OPTS)
+    missing = [f for f in report.findings if f.check == "class_missing_from_split"]
+    assert len(missing) == 1 and missing[0].details == {"split": "validation", "classes": ["owl"]}
+    assert "cannot be measured" in missing[0].message
+
+
+def test_classification_has_no_null_image_warning_or_plot(tmp_path):
+    from cvft_data.report_plots import plots
+
+    splits = {s: [row(f"{s}/{k}.jpg", scene(k + 50 * j), task="classification", label=k % 3, group=f"{s}{k % 3}")
+                  for k in range(12)] for j, s in enumerate(("train", "validation"))}
+    report = check(write_dataset(tmp_path / "ds", splits, CLASSES, task="classification"), OPTS)
+    assert not [f for f in report.findings if f.check == "null_images"], str(report)
+    assert "Null images" not in [title for title, _ in plots(report)]
+
+
+def test_near_duplicates_come_as_pairs_not_one_chained_group(tmp_path):
+    """Frames that drift a few bits at a time chain into one cluster under union-find; as pairs,
+    each one names two images a person can compare."""
+    from cvft_data.check_rules import near_pairs
+
+    chain = [("train", f"f{k}", (1 << k) - 1) for k in range(8)]   # neighbours 1 bit apart, ends 7 bits apart
+    pairs = near_pairs(chain, 2)
+    assert (0, 1, 1) in pairs and (0, 7, 7) not in pairs and all(bits <= 2 for *_, bits in pairs)
+    assert len(pairs) == 13   # 7 pairs one bit apart, 6 two bits apart

@@ -97,3 +97,37 @@ def test_console_scripts_are_installed(tmp_path):
     cvft = str(__import__("pathlib").Path(exe).parent / "cvft")
     r = subprocess.run([cvft, "info", str(tmp_path / "ds")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "train" in r.stdout
+
+
+def test_command_line_manners(tmp_path):
+    """Piped into head: no traceback; a missing path says so; format names never run into their
+    text; messages name flags; one class is "1 class"."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from builders import make_folder
+
+    bindir = Path(sys.executable).parent
+    r = subprocess.run(f"'{bindir / 'cvft-ingest'}' --list-formats | head -2", shell=True, capture_output=True,
+                       text=True, timeout=120)
+    assert r.stderr == "" and len(r.stdout.splitlines()) == 2, r.stderr
+    listing = subprocess.run([str(bindir / "cvft-ingest"), "--list-formats"], capture_output=True, text=True).stdout
+    names = [line.split()[0] for line in listing.splitlines() if line and not line.startswith(" ")]
+    assert "coco_camera_traps" in names and "roboflow_createml" in names, "a long name ran into its summary"
+    r = subprocess.run([str(bindir / "cvft"), "info", str(tmp_path / "nope")], capture_output=True, text=True)
+    assert r.returncode == 2 and "does not exist" in r.stderr
+    src = make_folder(tmp_path / "src")
+    import shutil
+    for d in (src / "train").iterdir():
+        if d.name != "cat":
+            shutil.rmtree(d)
+    for split in ("val", "test"):
+        shutil.rmtree(src / split, ignore_errors=True)
+    r = subprocess.run([str(bindir / "cvft-ingest"), str(src), "--out", str(tmp_path / "ds"), "--quiet"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "1 class," in r.stdout, r.stdout + r.stderr
+    r = subprocess.run([str(bindir / "cvft-ingest"), str(src), "--out", str(tmp_path / "ds")], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "--overwrite" in r.stderr and "overwrite=True" not in r.stderr, r.stderr
+    assert "object at 0x" not in r.stderr and "PosixPath(" not in r.stderr

@@ -8,6 +8,7 @@ Example::
     cvft export datasets/sharks --to yolo --out exports/sharks_yolo
     cvft check datasets/sharks --fail-on error --json
     cvft report datasets/sharks --out sharks.html
+    cvft view datasets/sharks                 # a local web app: http://127.0.0.1:8765
     cvft split datasets/sharks --out datasets/sharks_resplit --ratios 0.8,0.1,0.1 --seed 1
     cvft train datasets/sharks --epochs 30 --out runs/sharks
     cvft evaluate runs/sharks datasets/sharks --split test --out runs/sharks/eval
@@ -49,6 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="the HTML file to write (the preview PNG goes beside it)")
     r.add_argument("--preview", type=int, default=12, help="sample images in the preview grid")
     _check_options(r)
+    v = sub.add_parser("view", help="browse the dataset in a local web app (thumbnails, labels, findings)")
+    v.add_argument("dir")
+    v.add_argument("--port", type=int, default=8765, help="port to listen on (0: any free one)")
+    v.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    v.add_argument("--predictions", metavar="DATASET", help="a `cvft predict --format dataset` output to show beside")
+    v.add_argument("--no-check", action="store_true", help="skip the checks (no finding filter; starts faster)")
+    v.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    _check_options(v)
     s = sub.add_parser("split", help="re-split by group, stratified by class, into a new dataset")
     s.add_argument("dir")
     s.add_argument("--out", required=True)
@@ -168,6 +177,26 @@ def _report(args) -> int:
     return EXIT_OK
 
 
+def _view(args) -> int:
+    from ..store import require_dataset
+    from ..view import serve
+    from ._output import log_to_stderr
+
+    require_dataset(args.dir)
+    if args.predictions:
+        require_dataset(args.predictions)
+    log_to_stderr(args.quiet)
+    try:
+        serve(args.dir, host=args.host, port=args.port, predictions=args.predictions, options=_options(args),
+              findings=not args.no_check, open_browser=not args.no_browser)
+    except KeyboardInterrupt:   # Ctrl-C is how a viewer stops: not an interruption to resume
+        return EXIT_OK
+    except OSError as exc:   # the port is taken, the address is not this machine's
+        from ..errors import UsageError
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}; pick another --port") from None
+    return EXIT_OK
+
+
 def _split(args) -> int:
     from ..splits import split
 
@@ -197,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quiet:
         from ..progress import set_quiet
         set_quiet(True)
-    commands = {"info": _info, "export": _export, "check": _check, "report": _report, "split": _split,
+    commands = {"info": _info, "export": _export, "check": _check, "report": _report, "split": _split, "view": _view,
                 **{c.name: c.run for c in plugin_commands()}}
     return run_guarded(lambda: commands[args.command](args))
 
