@@ -23,6 +23,7 @@ from . import (  # noqa: F401
     cvat,
     folder,
     makesense,
+    mask_folder,
     megadetector,
     roboflow,
     voc,

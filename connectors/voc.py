@@ -287,7 +287,7 @@ class VocConnector(Connector):
                 rec.note("filename_mismatch", "kept", f"<filename> {filename.strip()!r} matched {image.name!r}")
             if has_masks and (self.root / "SegmentationObject" / f"{stem}.png").is_file():
                 rec.note("voc_mask_not_read", "ignored_file",
-                         "SegmentationObject/SegmentationClass PNG masks are not read (boxes only)")
+                         "SegmentationObject/SegmentationClass PNG masks are not read with the boxes; --format voc_segmentation reads them")
             rec.label_status = label_status_of(len(rec.objects), len(objects))
             if objects and not rec.objects:
                 rec.note("all_annotations_dropped", "unlabeled", f"all {len(objects)} objects were dropped")

@@ -49,6 +49,7 @@ def cvft_json(connector, opts, task: str, class_names: list[str], manifests: dic
         "images": {"storage": "reference" if opts.reference and not opts.max_side else "embedded",
                    "max_side": opts.max_side},
         "split": {"ratios": opts.split_ratios, "seed": opts.seed} if opts.split_ratios else None,
+        **({"ignore_index": getattr(connector, "ignore_index", 255)} if task == "semantic_segmentation" else {}),
         "on_error": opts.on_error,
         "ledger": ledger.summary(),
         "content_hash": xxhash.xxh3_128_hexdigest(f"{digest_sum:032x}".encode()),

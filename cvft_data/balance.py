@@ -25,7 +25,7 @@ from .store import rows as _rows
 
 def _row_classes(ds) -> list[list[int]]:
     task = task_of(ds.features)
-    cols = ["label", "labels", "objects", "segments_info"]
+    cols = ["label", "labels", "objects", "segments_info", "mask_classes"]
     return [_classes_of(r, task) for r in _rows(ds, cols)]
 
 

@@ -220,7 +220,8 @@ def _build_locked(connector, out: Path, opts: BuildOptions, on_progress) -> dict
     task = guarded_call(lambda: connector.task, source=str(out_source), connector=connector.name)
     setup_entries = list(connector.policy.ledger)
     ctx = RowContext(task=task, class_names=tuple(class_names), reference=opts.reference, max_side=opts.max_side,
-                     image_roots=tuple(str(r) for r in connector.image_roots()))
+                     image_roots=tuple(str(r) for r in connector.image_roots()),
+                     ignore_index=getattr(connector, "ignore_index", 255))
 
     if opts.commit:
         with output_errors(out):

@@ -30,7 +30,8 @@ class Finding:
 
 
 
-COLUMNS = ["image_id", "width", "height", "label_status", "group", "label", "labels", "objects", "segments_info"]
+COLUMNS = ["image_id", "width", "height", "label_status", "group", "label", "labels", "objects", "segments_info",
+           "mask_classes"]
 
 
 @dataclass

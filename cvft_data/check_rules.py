@@ -74,8 +74,9 @@ def check_class_missing_from_split(facts: Facts, opts) -> list:
 def check_null_images(facts: Facts, opts) -> list:
     out = []
     shares = {s: v["null_share"] for s, v in facts.stats["splits"].items() if v["images"]}
-    # classification has no null image (an image has one class; "background" is a class of its own)
-    if facts.task not in ("panoptic", "classification"):
+    # classification has no null image (an image has one class; "background" is a class of its own),
+    # nor has a semantic mask (its background pixels are a class)
+    if facts.task not in ("panoptic", "classification", "semantic_segmentation"):
         for s, share in shares.items():
             if share == 0:
                 out.append(Finding("null_images", "warning",
@@ -235,4 +236,37 @@ def check_camera_health(facts: Facts, opts) -> list:
     if summaries:
         facts.stats["deployments"] = summaries
         facts.stats["independence_minutes"] = opts.independence_minutes
+    return out
+
+
+@rule
+def check_semantic_masks(facts: Facts, opts) -> list:
+    """Semantic masks (decoded with the decode pass): a size that is not the image's, indices beyond
+    the classes, and how the pixels share out among the classes."""
+    if facts.task != "semantic_segmentation" or not opts.decode:
+        return []
+    from .semantic import mask_census
+
+    census = mask_census(facts.path, facts.dataset, len(facts.names), ignore=facts.stats.get("ignore_index", 255))
+    out = []
+    if census.wrong_size:
+        out.append(Finding("mask_size", "error", f"{len(census.wrong_size)} masks are not the size of their image: "
+                           + "; ".join(f"{i} {m} vs {im}" for i, m, im in census.wrong_size[:3]),
+                           image_ids=[i for i, *_ in census.wrong_size]))
+    if census.unknown:
+        shown = ", ".join(str(v) for v in sorted({v for vs in census.unknown.values() for v in vs})[:10])
+        out.append(Finding("mask_unknown_index", "error", f"{len(census.unknown)} masks hold indices beyond the "
+                           f"{len(facts.names)} classes (not the ignore index): {shown}",
+                           image_ids=sorted(census.unknown), details={"indices": {k: sorted(v) for k, v in census.unknown.items()}}))
+    total = sum(census.pixels)
+    facts.stats["class_pixels"] = {facts.names[c]: int(n) for c, n in enumerate(census.pixels)}
+    present = [n for n in census.pixels if n]
+    if total and len(present) > 1 and max(present) / min(present) > opts.max_imbalance_ratio ** 2:
+        big = max(range(len(census.pixels)), key=lambda c: census.pixels[c])
+        small = min((c for c in range(len(census.pixels)) if census.pixels[c]), key=lambda c: census.pixels[c])
+        out.append(Finding("class_pixel_balance", "warning",
+                           f"{facts.names[small]} covers {census.pixels[small] / total:.2%} of the labelled pixels, "
+                           f"{facts.names[big]} {census.pixels[big] / total:.1%} ({max(present) / min(present):.0f}x): "
+                           "weight the loss by class or crop around the rare class",
+                           details={"shares": {facts.names[c]: n / total for c, n in enumerate(census.pixels)}}))
     return out

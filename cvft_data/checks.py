@@ -38,6 +38,9 @@ CHECKS = {
     "box_out_of_bounds": "boxes leaving the image",
     "empty_mask": "segmentation masks or polygons with no area",
     "unused_class": "classes declared but never used",
+    "mask_size": "semantic masks whose size is not their image's",
+    "mask_unknown_index": "semantic masks with indices beyond the classes (other than the ignore index)",
+    "class_pixel_balance": "semantic segmentation: a class covering far fewer pixels than the largest",
     "class_missing_from_split": "a class the dataset uses that a split has no image of",
     "camera_gap": "camera-trap deployments with days-long gaps between triggers (battery, card, theft)",
     "camera_abnormal_days": "days with far more triggers than the deployment's usual day (vegetation)",
@@ -105,6 +108,8 @@ def check(path: str | os.PathLike, options: CheckOptions | None = None) -> Check
     info = read_info(path)
     facts = gather(str(path), open_dataset(path), info["task"], info["classes"], min_box_side=opts.min_box_side,
                    bounds_tolerance=opts.bounds_tolerance)
+    if info["task"] == "semantic_segmentation":
+        facts.stats["ignore_index"] = info.get("ignore_index", 255)
     findings = [f for run in RULES for f in run(facts, opts)]
     order = {s: i for i, s in enumerate(SEVERITIES)}
     findings.sort(key=lambda f: (order[f.severity], f.check))

@@ -88,6 +88,8 @@ class ImageRecord:
     objects: list[ObjectRecord] = field(default_factory=list)
     segments: list[SegmentRecord] = field(default_factory=list)
     panoptic_path: Path | None = None
+    mask_path: Path | None = None                  # semantic segmentation: the mask PNG
+    mask_colours: dict[tuple, int] | None = None   # an RGB mask's colour -> class index
     group: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     declared_size: tuple[int, int] | None = None

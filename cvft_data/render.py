@@ -73,6 +73,8 @@ def labels_of(row: dict, names: list[str]) -> list[str]:
         return [names[c] for c in row["objects"]["category"]]
     if row.get("segments_info") is not None:
         return [names[s["category"]] for s in row["segments_info"]]
+    if row.get("mask_classes") is not None:
+        return [names[c] for c in row["mask_classes"]]
     if row.get("label") is not None:
         return [names[row["label"]]]
     return [names[c] for c in row.get("labels") or []]
@@ -114,8 +116,29 @@ def segment_overlay(row: dict, h: int, w: int) -> np.ndarray | None:
     return out
 
 
+def class_mask_overlay(row: dict, h: int, w: int, ignore: int = 255) -> np.ndarray | None:
+    """A semantic row's mask as an RGBA overlay: each class in its colour (index 0, usually the
+    background, and the ignore index left clear)."""
+    from PIL import Image
+
+    if not row.get("mask"):
+        return None
+    with Image.open(io.BytesIO(image_data(row["mask"]))) as im:
+        idx = np.asarray(im.resize((w, h), Image.Resampling.NEAREST)).astype(np.int64)
+    out = np.zeros((h, w, 4), np.uint8)
+    for c in np.unique(idx).tolist():
+        if c in (0, ignore) or c < 0:
+            continue
+        hexa = colour(c).lstrip("#")
+        out[idx == c] = [int(hexa[0:2], 16), int(hexa[2:4], 16), int(hexa[4:6], 16), 120]
+    return out
+
+
 def mask_overlay(row: dict, h: int, w: int) -> np.ndarray | None:
-    """Every mask of a row (object masks or panoptic segments) as one RGBA overlay, or None."""
+    """Every mask of a row (object masks, a semantic mask or panoptic segments) as one RGBA
+    overlay, or None."""
+    if row.get("mask") is not None or "mask_classes" in row:
+        return class_mask_overlay(row, h, w)
     if row.get("objects") is not None:
         found = object_masks(row, h, w)
         if not any(m is not None for m in found):

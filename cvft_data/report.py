@@ -56,16 +56,13 @@ def tile(row: dict, split: str, names: list[str], side: int = 256) -> dict:
 
 
 def _tiles(path, dsd, names: list[str], picks: list[tuple[str, int]], side: int) -> list[dict]:
-    from datasets import Image as ImageFeature
+    from .store import bytes_view
 
     views = {}
     out = []
     for split, i in progress.bar(picks, total=len(picks), desc="report: previews"):
         if split not in views:   # bytes, not PIL images: the renderer decodes at the tile's size
-            ds = dsd[split].cast_column("image", ImageFeature(decode=False))
-            if "panoptic" in ds.features:
-                ds = ds.cast_column("panoptic", ImageFeature(decode=False))
-            views[split] = ds
+            views[split] = bytes_view(dsd[split])
         out.append(tile(views[split][i], split, names, side))
     return out
 

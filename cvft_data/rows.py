@@ -41,6 +41,7 @@ class RowContext:
     #: folders the images may be read from (the source root, an ``images`` folder the user named);
     #: empty: not checked
     image_roots: tuple[str, ...] = ()
+    ignore_index: int = 255   # semantic masks: pixels nobody labelled
 
 
 def _read_member(rec) -> bytes:
@@ -258,6 +259,12 @@ def _build_row(rec, ctx: RowContext, policy: ErrorPolicy, arena, mark) -> dict[s
             except SourceError as exc:
                 policy.handle(exc, action="dropped_annotation")
                 row["label_status"] = "unlabeled"
+    elif ctx.task == "semantic_segmentation":
+        from .semantic import semantic_fields
+
+        row.update(semantic_fields(rec, info.width, info.height, class_names=list(ctx.class_names),
+                                   ignore=ctx.ignore_index, policy=policy,
+                                   read=lambda p: _read(type(rec)(image_id=rec.image_id, path=p), ctx=ctx)))
     else:
         objs = [o for o in (_object(obj, info, policy, rec, names) for obj in rec.objects) if o is not None]
         row["objects"] = {k: [o[k] for o in objs] for k in
@@ -278,6 +285,9 @@ def _build_row(rec, ctx: RowContext, policy: ErrorPolicy, arena, mark) -> dict[s
         row["width"], row["height"] = new_w, new_h
         if "objects" in row:
             _scale_objects(row["objects"], row["object_attributes"], sx, sy, new_w, new_h)
+        if row.get("mask"):
+            from .semantic import resize_mask
+            row["mask"] = {"bytes": resize_mask(row["mask"]["bytes"], new_w, new_h), "path": None}
         if row.get("panoptic"):
             import io
 
@@ -300,6 +310,11 @@ def _build_row(rec, ctx: RowContext, policy: ErrorPolicy, arena, mark) -> dict[s
 
 def row_digest_text(row: dict) -> str:
     """The text a row contributes to the dataset's content hash (image hash + annotations)."""
-    ann = {k: v for k, v in row.items() if k not in ("image", "panoptic", "_xxh3")}
+    import xxhash
+
+    ann = {k: v for k, v in row.items() if k not in ("image", "panoptic", "mask", "_xxh3")}
+    for k in ("panoptic", "mask"):   # a label image counts by its content
+        if row.get(k):
+            ann[k] = xxhash.xxh3_128_hexdigest(row[k]["bytes"])
     return row["_xxh3"] + json.dumps(ann, sort_keys=True, default=str)
 

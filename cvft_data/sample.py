@@ -32,8 +32,9 @@ def _background(rng: random.Random, w: int, h: int) -> np.ndarray:
 
 
 def write_coco_sample(root: Path, n_images: int = 40, size: tuple[int, int] = (160, 120), seed: int = 0,
-                      null_share: float = 0.2) -> Path:
-    """Write ``root/images/{train,val}/*.jpg`` and ``root/annotations/instances_{train,val}.json``."""
+                      null_share: float = 0.2, polygons: bool = False) -> Path:
+    """Write ``root/images/{train,val}/*.jpg`` and ``root/annotations/instances_{train,val}.json``
+    (``polygons``: each box also as its polygon, an instance segmentation sample)."""
     rng = random.Random(seed)
     root = Path(root)
     w, h = size
@@ -54,7 +55,9 @@ def write_coco_sample(root: Path, n_images: int = 40, size: tuple[int, int] = (1
                 arr[y:y + bh, x:x + bw] = _COLOURS[cls]
                 anns.append({"id": ann_id, "image_id": i + 1, "category_id": CLASSES.index(cls) + 1,
                              "bbox": [float(x), float(y), float(bw), float(bh)], "area": float(bw * bh),
-                             "iscrowd": 0, "segmentation": []})
+                             "iscrowd": 0, "segmentation": [[float(x), float(y), float(x + bw), float(y),
+                                                             float(x + bw), float(y + bh), float(x), float(y + bh)]]
+                             if polygons else []})
                 ann_id += 1
         name = f"{site}/IMG_{i:04d}.JPG"
         path = root / "images" / split / name
@@ -138,3 +141,45 @@ def write_camera_trap_sample(root: Path, n_sites: int = 4, per_camera: int = 12,
         "detection_categories": {"1": "animal", "2": "person", "3": "vehicle"}, "images": md_images}))
     return {"archive": archive, "species": root / "species.csv", "deployments": root / "deployments.csv",
             "megadetector": root / "md.json"}
+
+
+MASK_CLASSES = ["soil", "crop", "weed"]
+
+
+def write_mask_sample(root: Path, n_images: int = 48, size: tuple[int, int] = (96, 64), seed: int = 0,
+                      val_share: float = 0.25) -> Path:
+    """A semantic segmentation sample as a mask folder: ``images/{train,val}/*.jpg``,
+    ``masks/{train,val}/*.png`` (class indices: 0 soil, 1 crop rows, 2 weed blobs, 255 at the
+    border as "not labelled") and ``classes.txt``: what a weed-mapping team would hand over.
+
+    >>> import tempfile
+    >>> root = write_mask_sample(Path(tempfile.mkdtemp()), n_images=4)
+    >>> sorted(p.name for p in root.iterdir())
+    ['classes.txt', 'images', 'masks']
+    """
+    from PIL import ImageDraw
+
+    rng = random.Random(seed)
+    root = Path(root)
+    w, h = size
+    for i in range(n_images):
+        split = "val" if (i + 1) % round(1 / val_share) == 0 else "train"
+        soil = np.clip(np.array([110, 80, 50]) + np.random.default_rng(seed + i).normal(0, 12, (h, w, 3)), 0, 255)
+        img = Image.fromarray(soil.astype(np.uint8))
+        mask = Image.new("L", (w, h), 0)
+        di, dm = ImageDraw.Draw(img), ImageDraw.Draw(mask)
+        for row_y in range(rng.randint(4, 12), h, rng.randint(16, 22)):   # crop rows: green bands
+            di.rectangle([0, row_y, w, row_y + 5], fill=(40 + rng.randint(0, 30), 150 + rng.randint(0, 40), 40))
+            dm.rectangle([0, row_y, w, row_y + 5], fill=1)
+        for _ in range(rng.randint(1, 4)):                                 # weeds: yellow-green blobs
+            cx, cy, r = rng.randint(6, w - 6), rng.randint(6, h - 6), rng.randint(3, 7)
+            di.ellipse([cx - r, cy - r, cx + r, cy + r], fill=(170, 190 + rng.randint(0, 40), 30))
+            dm.ellipse([cx - r, cy - r, cx + r, cy + r], fill=2)
+        m = np.asarray(mask).copy()
+        m[0, :] = m[-1, :] = 255                                           # an unlabelled border
+        for folder, im, ext in (("images", img, "jpg"), ("masks", Image.fromarray(m), "png")):
+            path = root / folder / split / f"plot_{i:04d}.{ext}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            im.save(path, **({"quality": 92} if ext == "jpg" else {}))
+    (root / "classes.txt").write_text("".join(f"{c}\n" for c in MASK_CLASSES), encoding="utf-8")
+    return root

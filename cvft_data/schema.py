@@ -10,6 +10,7 @@ task                       columns
 ``multilabel``             ``labels`` (list of ClassLabel)
 ``detection``              ``objects`` (bbox, category, area, iscrowd, segmentation) + ``object_attributes``
 ``instance_segmentation``  ``objects`` as detection, with polygons or RLE in ``segmentation``
+``semantic_segmentation``  ``mask`` (Image, a PNG of class indices, bytes kept) + ``mask_classes``
 ``panoptic``               ``segments_info`` (list) + ``panoptic`` (Image, COCO panoptic PNG)
 =========================  ==========================================================
 
@@ -20,6 +21,11 @@ JSON object per object, in the order of ``objects`` (occluded, track ids, keypoi
 own fields). It sits beside ``objects``, not inside it, so that ``objects`` holds numbers only and
 ``with_format("torch")`` gives tensors (schema version 2; version 1 kept ``attributes`` inside
 ``objects`` and is upgraded when opened, see :func:`upgrade_v1`).
+
+A semantic ``mask`` holds one class index per pixel (``np.asarray(row["mask"])``), the index of a
+class in the dataset's class list; pixels nobody labelled hold the ignore index (``cvft.json``
+``ignore_index``, 255 by default). ``mask_classes`` lists the classes the mask shows (a
+``ClassLabel`` list: class names, balance and stratified splits without decoding a mask).
 
 Example:
     >>> f = features_for("detection", ["cat", "dog"])
@@ -79,6 +85,9 @@ def features_for(task: str, class_names: list[str]) -> Features:
     elif task in OBJECT_TASKS:
         cols["objects"] = objects_feature(class_names)
         cols["object_attributes"] = List(Json())
+    elif task == "semantic_segmentation":
+        cols["mask"] = Image()
+        cols["mask_classes"] = List(ClassLabel(names=class_names))
     else:  # panoptic
         cols["segments_info"] = List({
             "id": Value("int64"),
@@ -102,6 +111,8 @@ def task_of(features: Features) -> str:
         return "multilabel"
     if "segments_info" in features:
         return "panoptic"
+    if "mask" in features:
+        return "semantic_segmentation"
     if "objects" in features:
         return "instance_segmentation"  # refined by cvft.json; detection and segmentation share columns
     raise UsageError("not a cvft dataset: no label, labels, objects or segments_info column")
@@ -114,6 +125,8 @@ def class_names_of(features: Features) -> list[str]:
         return list(features["labels"].feature.names)
     if "objects" in features:
         return list(features["objects"]["category"].feature.names)
+    if "mask_classes" in features:
+        return list(features["mask_classes"].feature.names)
     return list(features["segments_info"].feature["category"].names)
 
 

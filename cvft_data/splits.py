@@ -176,7 +176,7 @@ def _split(path, out, ratios, *, seed: int, by: str, stratify: bool, overwrite: 
     whole = datasets.concatenate_datasets([dsd[s] for s in dsd])
     task, names = meta["task"], meta["classes"]
     keys = []
-    cols = [c for c in ("image_id", "group", "label_status", "label", "labels", "objects", "segments_info")
+    cols = [c for c in ("image_id", "group", "label_status", "label", "labels", "objects", "segments_info", "mask_classes")
             if c in whole.column_names]
     shown = progress.bar(total=len(whole), desc="split: read labels")
     for batch in whole.select_columns(cols).iter(batch_size=2000):

@@ -16,7 +16,7 @@ from collections import Counter
 from .vocabulary import LABEL_STATUSES
 
 #: Row columns :meth:`SplitStats.add` reads.
-STATS_COLUMNS = ["label_status", "label", "labels", "objects", "segments_info"]
+STATS_COLUMNS = ["label_status", "label", "labels", "objects", "segments_info", "mask_classes"]
 
 
 def classes_of(row: dict, task: str) -> list[int]:
@@ -27,6 +27,8 @@ def classes_of(row: dict, task: str) -> list[int]:
         return list(row.get("labels") or [])
     if task == "panoptic":
         return [s["category"] for s in row.get("segments_info") or []]
+    if task == "semantic_segmentation":
+        return list(row.get("mask_classes") or [])
     return list((row.get("objects") or {}).get("category") or [])
 
 
@@ -44,7 +46,7 @@ class SplitStats:
         self.counts["images"] += 1
         self.counts[row["label_status"]] += 1
         ids = classes_of(row, self.task)
-        if self.task in ("classification", "multilabel"):
+        if self.task in ("classification", "multilabel", "semantic_segmentation"):   # images per class
             self.classes.update(set(ids))
         else:
             self.counts["objects"] += len(ids)

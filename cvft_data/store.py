@@ -147,6 +147,17 @@ def column(ds, name: str) -> list:
     return ds.select_columns([name]).to_dict()[name]
 
 
+def bytes_view(ds):
+    """``ds`` with every image column (``image``, ``mask``, ``panoptic``) as ``{"bytes", "path"}``:
+    read without decoding (exporters copy the bytes, the renderer decodes at the size it needs)."""
+    from datasets import Image
+
+    for name, feature in ds.features.items():
+        if isinstance(feature, Image):
+            ds = ds.cast_column(name, Image(decode=False))
+    return ds
+
+
 def rows(ds, columns: list[str]) -> Iterator[dict]:
     """The rows of ``ds`` restricted to ``columns`` (those it has), read a thousand at a time."""
     cols = [c for c in columns if c in ds.column_names]

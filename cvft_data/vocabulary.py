@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-Task = Literal["classification", "multilabel", "detection", "instance_segmentation", "panoptic"]
-TASKS: tuple[str, ...] = ("classification", "multilabel", "detection", "instance_segmentation", "panoptic")
+Task = Literal["classification", "multilabel", "detection", "instance_segmentation", "semantic_segmentation",
+               "panoptic"]
+TASKS: tuple[str, ...] = ("classification", "multilabel", "detection", "instance_segmentation",
+                          "semantic_segmentation", "panoptic")
+#: the label a semantic mask gives pixels nobody labelled (Pascal VOC's boundaries, "void")
+IGNORE_INDEX = 255
 OBJECT_TASKS = ("detection", "instance_segmentation")
 LabelStatus = Literal["labeled", "empty", "unlabeled", "predicted"]
 LABEL_STATUSES = ("labeled", "empty", "unlabeled", "predicted")   # predicted: machine labels (cvft predict)

@@ -10,6 +10,7 @@ Example::
     cvft report datasets/sharks --out sharks.html
     cvft view datasets/sharks                 # a local web app: http://127.0.0.1:8765
     cvft split datasets/sharks --out datasets/sharks_resplit --ratios 0.8,0.1,0.1 --seed 1
+    cvft convert datasets/weeds_instances --to semantic --out datasets/weeds_semantic
     cvft train datasets/sharks --epochs 30 --out runs/sharks
     cvft evaluate runs/sharks datasets/sharks --split test --out runs/sharks/eval
     cvft predict runs/sharks archive/2024 --out labels.json --format megadetector
@@ -33,11 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true", help="one JSON object: task, classes, splits, ledger")
     e = sub.add_parser("export", help="write a dataset as YOLO, COCO, ImageFolder, a labels CSV or Camtrap DP")
     e.add_argument("dir")
-    e.add_argument("--to", required=True, choices=("yolo", "coco", "imagefolder", "csv", "camtrap-dp"))
+    e.add_argument("--to", required=True, choices=("yolo", "coco", "imagefolder", "csv", "camtrap-dp", "masks"))
     e.add_argument("--out", required=True)
     e.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="exporter option (camtrap-dp: title, contributor, sampling_design, capture_method, "
-                        "individual_animals, file_public, metadata=project.yaml)")
+                        "individual_animals, file_public, metadata=project.yaml; masks: layout=masks|voc)")
     e.add_argument("--overwrite", action="store_true")
     c = sub.add_parser("check", help="class balance, null images, corrupt files, duplicates, leakage, geometry")
     c.add_argument("dir")
@@ -50,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="the HTML file to write (the preview PNG goes beside it)")
     r.add_argument("--preview", type=int, default=12, help="sample images in the preview grid")
     _check_options(r)
+    cv = sub.add_parser("convert", help="a new dataset of another task: instance or panoptic -> semantic masks")
+    cv.add_argument("dir")
+    cv.add_argument("--to", required=True, choices=("semantic",))
+    cv.add_argument("--out", required=True)
+    cv.add_argument("--overwrite", action="store_true")
     v = sub.add_parser("view", help="browse the dataset in a local web app (thumbnails, labels, findings)")
     v.add_argument("dir")
     v.add_argument("--port", type=int, default=8765, help="port to listen on (0: any free one)")
@@ -177,6 +183,17 @@ def _report(args) -> int:
     return EXIT_OK
 
 
+def _convert(args) -> int:
+    from ..convert import convert
+
+    info = convert(args.dir, args.to, args.out, overwrite=args.overwrite)
+    print_summary(info, path=args.out)
+    dropped = info["converted"]["ledger"]
+    if dropped["entries"]:
+        print(f"  conversion: {dropped['entries']} objects could not be painted (boxes without a mask); see ledger.jsonl")
+    return EXIT_OK
+
+
 def _view(args) -> int:
     from ..store import require_dataset
     from ..view import serve
@@ -227,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         from ..progress import set_quiet
         set_quiet(True)
     commands = {"info": _info, "export": _export, "check": _check, "report": _report, "split": _split, "view": _view,
+                "convert": _convert,
                 **{c.name: c.run for c in plugin_commands()}}
     return run_guarded(lambda: commands[args.command](args))
 

@@ -10,11 +10,13 @@ from .camtrap_dp import export_camtrap_dp
 from .coco import export_coco
 from .csv_labels import export_csv
 from .imagefolder import export_imagefolder
+from .masks import export_masks
 from .yolo import export_yolo
 
 EXPORTERS = {"yolo": export_yolo, "coco": export_coco, "imagefolder": export_imagefolder, "csv": export_csv,
-             "camtrap-dp": export_camtrap_dp}
+             "camtrap-dp": export_camtrap_dp, "masks": export_masks}
 #: exporters that take options (``cvft export --option KEY=VALUE``)
-TAKES_OPTIONS = {"camtrap-dp"}
+TAKES_OPTIONS = {"camtrap-dp", "masks"}
 
-__all__ = ["EXPORTERS", "TAKES_OPTIONS", "export_camtrap_dp", "export_coco", "export_csv", "export_imagefolder", "export_yolo"]
+__all__ = ["EXPORTERS", "TAKES_OPTIONS", "export_camtrap_dp", "export_coco", "export_csv", "export_imagefolder", "export_masks",
+           "export_yolo"]

@@ -12,8 +12,8 @@ from .. import progress
 from ..errors import UsageError
 from ..imageinfo import IMAGE_EXTENSIONS, sniff_extension
 from ..ledger import Ledger
+from ..store import bytes_view, read_info, replace_dir
 from ..store import open_dataset as load
-from ..store import read_info, replace_dir
 from ..vocabulary import is_split_name
 
 #: Folder names of the exported splits, as YOLO and ImageFolder tools expect them.
@@ -39,11 +39,8 @@ class ExportContext:
 
     def rows(self, split: str) -> Iterator[dict]:
         """Rows of one split with ``image`` as ``{"bytes", "path"}`` (never decoded)."""
-        from datasets import Image
 
-        ds = self.dataset[split].cast_column("image", Image(decode=False))
-        if "panoptic" in ds.features:
-            ds = ds.cast_column("panoptic", Image(decode=False))
+        ds = bytes_view(self.dataset[split])
         yield from progress.bar(ds, total=len(ds), desc=f"export {split}")
 
     def finish(self, summary: dict) -> dict:

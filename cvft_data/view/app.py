@@ -36,17 +36,16 @@ VIEW_SIDE = 1600
 def create_app(index: ViewIndex, *, loopback_only: bool = True):
     """The app for ``index``. ``loopback_only``: refuse requests whose Host is not this machine
     (a web page elsewhere cannot reach the server through DNS rebinding)."""
-    from datasets import Image as ImageFeature
     from flask import Flask, abort, jsonify, request
 
     from .. import render
-    from ..store import open_dataset
+    from ..store import bytes_view, open_dataset
 
     app = Flask("cvft_view", static_folder=None)
     lock = threading.Lock()   # Arrow reads and the caches are shared by the server's threads
     dsd = open_dataset(index.path)
-    raw = {s: _bytes_view(dsd[s], ImageFeature) for s in dsd}
-    preds = _bytes_view_dict(index, ImageFeature)
+    raw = {s: bytes_view(dsd[s]) for s in dsd}
+    preds = {s: bytes_view(d) for s, d in open_dataset(index.predictions_path).items()} if index.predictions else {}
     names = index.classes
 
     def row_at(split: str, idx: int) -> dict:
@@ -156,22 +155,6 @@ def create_app(index: ViewIndex, *, loopback_only: bool = True):
     return app
 
 
-def _bytes_view(ds, image_feature):
-    ds = ds.cast_column("image", image_feature(decode=False))
-    if "panoptic" in ds.features:
-        ds = ds.cast_column("panoptic", image_feature(decode=False))
-    return ds
-
-
-def _bytes_view_dict(index: ViewIndex, image_feature) -> dict:
-    if not index.predictions:
-        return {}
-    from ..store import open_dataset
-
-    path = index.predictions_path
-    return {s: _bytes_view(d, image_feature) for s, d in open_dataset(path).items()}
-
-
 def _annotations(row: dict, names: list[str]) -> list[dict]:
     """A row's labels as the browser draws them: boxes (x, y, w, h in pixels of the upright image),
     polygons, class names and colours, scores; image-level labels without a box."""
@@ -191,6 +174,8 @@ def _annotations(row: dict, names: list[str]) -> list[dict]:
         for s in row["segments_info"]:
             out.append({"class": names[s["category"]], "class_id": s["category"], "colour": colour(s["category"]),
                         "bbox": [float(v) for v in s["bbox"]], "polygons": [], "segment": s["id"]})
+    elif row.get("mask_classes") is not None:   # semantic: the classes the mask shows (drawn as the overlay)
+        out += [{"class": names[c], "class_id": c, "colour": colour(c)} for c in row["mask_classes"]]
     elif row.get("label") is not None:
         out.append({"class": names[row["label"]], "class_id": row["label"], "colour": colour(row["label"])})
     else:

@@ -23,7 +23,7 @@ from ..stats import classes_of
 from ..store import open_dataset, read_info, read_ledger, rows
 
 #: the columns the index reads (never ``image``)
-COLUMNS = ["image_id", "label_status", "group", "label", "labels", "objects", "segments_info", "meta"]
+COLUMNS = ["image_id", "label_status", "group", "label", "labels", "objects", "segments_info", "mask_classes", "meta"]
 
 
 @dataclass
