@@ -17,8 +17,9 @@ import logging
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from cvft_data.errors import UsageError
 from cvft_data.store import OpenedDataset
@@ -138,20 +139,51 @@ def _all_mean(value: float, count: int, world: int, device: str) -> float:
     return float(t[0] / max(t[1], 1))
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """What differs between the torchvision tasks one loop trains (classification here, semantic
+    segmentation in :mod:`cvft_train.segment`): data, model, loss, validation and what a checkpoint
+    says of itself. The loop (checkpoints, resume, DDP, AMP, EMA, early stopping, W&B) is shared."""
+
+    loaders: Callable      # (cfg, data, world, rank) -> (train_ds, train_loader, val_loader or None)
+    build: Callable        # (cfg, names) -> (model, LoadReport or None)
+    criteria: Callable     # (cfg, data, multilabel, device) -> (train criterion, validation criterion)
+    evaluate: Callable     # (model, loader, criterion, *, device, dtype, names, multilabel, channels_last, world)
+    task: Callable         # (multilabel) -> task name
+    primary: Callable      # (multilabel) -> the metric that picks best.pt
+    meta: Callable = lambda cfg, data: {}   # extra checkpoint fields
+
+
+CLASSIFY = Recipe(
+    loaders=lambda cfg, data, world, rank: _loaders(cfg, data.splits, world, rank),
+    build=lambda cfg, names: build_model(cfg.model, len(names), imgsz=cfg.imgsz, pretrained=cfg.pretrained,
+                                         weights=cfg.weights, classes=names),
+    criteria=lambda cfg, data, multilabel, device: _criteria(cfg, data.splits, multilabel, device),
+    evaluate=evaluate,
+    task=lambda multilabel: "multilabel" if multilabel else "classification",
+    primary=lambda multilabel: "exact_match" if multilabel else "top1",
+)
+
+
 def fit_classifier(cfg: TrainConfig, data: OpenedDataset | str, run: Path, logger=None) -> dict:
+    return fit_torch(cfg, data, run, logger, CLASSIFY)
+
+
+def fit_torch(cfg: TrainConfig, data: OpenedDataset | str, run: Path, logger, recipe: Recipe) -> dict:
+    """Train a torchvision model the way ``recipe`` says (see :class:`Recipe`)."""
     import torch
 
     rank, local_rank, world = distributed()
     if world > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
     try:
-        return _fit(cfg, OpenedDataset.of(data), run, logger, rank, local_rank, world)
+        return _fit(cfg, OpenedDataset.of(data), run, logger, rank, local_rank, world, recipe)
     finally:
         if world > 1 and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
 
 
-def _fit(cfg, data: OpenedDataset, run, logger, rank, local_rank, world) -> dict:
+def _fit(cfg, data: OpenedDataset, run, logger, rank, local_rank, world, recipe: Recipe) -> dict:
     import torch
 
     device = pick_device(cfg.device)
@@ -160,8 +192,7 @@ def _fit(cfg, data: OpenedDataset, run, logger, rank, local_rank, world) -> dict
         torch.cuda.set_device(local_rank)
     torch.manual_seed(cfg.seed)
     names = data.info["classes"]
-    dsd = data.splits
-    train_ds, train_loader, val_loader = _loaders(cfg, dsd, world, rank)
+    train_ds, train_loader, val_loader = recipe.loaders(cfg, data, world, rank)
     notes = []
     if val_loader is None:
         if cfg.patience:
@@ -170,9 +201,8 @@ def _fit(cfg, data: OpenedDataset, run, logger, rank, local_rank, world) -> dict
         notes.append(f"no validation split {cfg.val_split!r}: no validation metrics; best.pt is the last epoch's "
                      "weights (make a split with cvft split)")
         log.warning("warning: %s", notes[-1])
-    multilabel = train_ds.multilabel
-    model, load_report = build_model(cfg.model, len(names), imgsz=cfg.imgsz, pretrained=cfg.pretrained,
-                                     weights=cfg.weights, classes=names)
+    multilabel = getattr(train_ds, "multilabel", False)
+    model, load_report = recipe.build(cfg, names)
     if load_report is None:
         notes.append("trained from random weights (--no-pretrained and no --weights)")
     model = model.to(device)
@@ -183,7 +213,7 @@ def _fit(cfg, data: OpenedDataset, run, logger, rank, local_rank, world) -> dict
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.startswith("cuda") else None)
     train_model = torch.compile(model) if cfg.compile else model
-    criterion, val_criterion = _criteria(cfg, dsd, multilabel, device)
+    criterion, val_criterion = recipe.criteria(cfg, data, multilabel, device)
     optimizer = build_optimizer(bare, cfg)
     steps_per_epoch = math.ceil(len(train_loader) / cfg.accumulate)
     scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
@@ -208,8 +238,7 @@ def _fit(cfg, data: OpenedDataset, run, logger, rank, local_rank, world) -> dict
             log.info("resuming %s after epoch %d of %d", run, done, cfg.epochs)
         else:
             log.info("--resume: no checkpoint in %s yet, starting a new run", run / "checkpoints")
-    primary = "exact_match" if multilabel else "top1"
-    task = "multilabel" if multilabel else "classification"
+    primary, task = recipe.primary(multilabel), recipe.task(multilabel)
     if done >= cfg.epochs:
         log.info("the run already has %d epochs; pass a larger --epochs to extend it", done)
     ev: dict[str, Any] = {}
@@ -226,8 +255,8 @@ def _fit(cfg, data: OpenedDataset, run, logger, rank, local_rank, world) -> dict
         step += tr["steps"]
         train_loss = _all_mean(float(tr["loss_sum"]), tr["seen"], world, device)
         scored = ema.module if ema is not None else bare
-        ev = evaluate(scored, val_loader, val_criterion, device=device, dtype=dtype, names=names,
-                      multilabel=multilabel, channels_last=channels_last, world=world) if val_loader else {}
+        ev = recipe.evaluate(scored, val_loader, val_criterion, device=device, dtype=dtype, names=names,
+                             multilabel=multilabel, channels_last=channels_last, world=world) if val_loader else {}
         score = ev.get(primary, float(epoch))  # without validation the latest epoch is the one kept
         record = {"epoch": epoch + 1, "step": step, "lr": optimizer.param_groups[0]["lr"], "train_loss": train_loss,
                   "train_images_per_s": tr["images_per_s"],
@@ -243,7 +272,7 @@ def _fit(cfg, data: OpenedDataset, run, logger, rank, local_rank, world) -> dict
         if rank == 0:
             ckpt_last.parent.mkdir(parents=True, exist_ok=True)
             meta = {"classes": names, "model_name": cfg.model, "task": task, "imgsz": cfg.imgsz,
-                    "mean": list(MEAN), "std": list(STD)}
+                    "mean": list(MEAN), "std": list(STD), **recipe.meta(cfg, data)}
             _atomic_save({"model": bare.state_dict(), "ema": ema.state_dict() if ema is not None else None,
                           "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                           "scaler": scaler.state_dict(), "epoch": epoch + 1, "step": step, "best": best,

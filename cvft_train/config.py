@@ -124,6 +124,10 @@ class TrainConfig:
                 return self.weights   # a YOLO checkpoint carries its architecture
             stem = "yolo11n-seg" if task == "instance_segmentation" else "yolo11n"
             return f"{stem}.pt" if self.pretrained and not self.weights else f"{stem}.yaml"
+        if task == "semantic_segmentation":
+            return "deeplabv3_mobilenet_v3_large"
+        if task == "panoptic":
+            return "mask2former"
         return "resnet18"
 
     @property

@@ -71,6 +71,11 @@ def evaluate(weights: str | os.PathLike | Trained, dataset: str | os.PathLike, *
                          "evaluate on a dataset with the classes it was trained on")
     if trained.kind == "classifier":
         report = _classifier(trained, data, split, device, batch, workers)
+    elif trained.kind == "segmenter":
+        report = _segmenter(trained, data, split, device, batch, workers)
+    elif trained.kind == "mask2former":
+        from .panoptic import evaluate_mask2former
+        report = evaluate_mask2former(trained, data, split, device, batch)
     else:
         report = _yolo(trained, data, split, device, batch, workers)
     report = {"task": trained.task, "split": split, "weights": str(trained.path), "dataset": str(dataset),
@@ -98,6 +103,24 @@ def _classifier(trained: Trained, dataset, split: str, device: str, batch: int, 
     criterion = torch.nn.BCEWithLogitsLoss() if multilabel else torch.nn.CrossEntropyLoss()
     return run_eval(trained.model, loader, criterion, device=device, dtype=amp_dtype(device, "auto"),
                     names=trained.classes, multilabel=multilabel, channels_last=False)
+
+
+def _segmenter(trained: Trained, dataset, split: str, device: str, batch: int, workers: int | None) -> dict:
+    """mIoU, per-class IoU and pixel accuracy at the model's size, as training validated."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from .config import TrainConfig
+    from .segment import SegmentationDataset, evaluate_segmenter, transforms
+
+    ignore = int(dataset.info.get("ignore_index", 255))
+    ds = SegmentationDataset(dataset.splits[split], transforms(TrainConfig(imgsz=trained.imgsz), False, ignore),
+                             imgsz=trained.imgsz)
+    if not len(ds):
+        raise UsageError(f"split {split!r} has no image with a mask to evaluate on")
+    loader = DataLoader(ds, batch_size=batch, shuffle=False, num_workers=default_workers() if workers is None else workers)
+    return evaluate_segmenter(trained.model, loader, torch.nn.CrossEntropyLoss(ignore_index=ignore), device=device,
+                              dtype=amp_dtype(device, "auto"), names=trained.classes, ignore=ignore)
 
 
 def _yolo(trained: Trained, dataset, split: str, device: str, batch: int, workers: int | None) -> dict:

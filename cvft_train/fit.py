@@ -58,11 +58,21 @@ def fit(dataset: str | os.PathLike, config: TrainConfig | dict | None = None, **
         raise UsageError(f"{cfg.model} is a YOLO model; classification uses torchvision models (resnet18, vit_b_16)")
     if task in ("detection", "instance_segmentation") and not yolo:
         raise UsageError(f"detection and segmentation train YOLO models (yolo11n.pt, yolov8s-seg.yaml), not {cfg.model}")
+    from .segment import SEGMENTERS, is_segmenter
+    if task == "semantic_segmentation" and not is_segmenter(cfg.model):
+        raise UsageError(f"semantic segmentation trains a torchvision segmenter ({', '.join(SEGMENTERS)}), "
+                         f"not {cfg.model}")
+    if task == "panoptic" and cfg.model != "mask2former":
+        raise UsageError(f"panoptic segmentation trains mask2former (Hugging Face transformers), not {cfg.model}")
+    if task != "semantic_segmentation" and is_segmenter(cfg.model):
+        raise UsageError(f"{cfg.model} is a semantic segmenter; this dataset is {task} "
+                         "(cvft convert DS --to semantic --out NEW makes a semantic dataset of masks)")
     if not yolo and cfg.yolo_args:
         raise UsageError(f"yolo_args {sorted(cfg.yolo_args)} are Ultralytics arguments; {cfg.model} trains in "
                          "cvft's torchvision loop, which cannot honour them")
-    if task not in ("classification", "multilabel", "detection", "instance_segmentation"):
-        raise UsageError(f"training on a {task} dataset is not supported yet")
+    if task not in ("classification", "multilabel", "detection", "instance_segmentation", "semantic_segmentation",
+                    "panoptic"):
+        raise UsageError(f"training on a {task} dataset is not supported")
     held = [p for p in (run / "checkpoints" / "last.pt", run / "yolo" / "weights" / "last.pt") if p.is_file()]
     if held and not cfg.resume:   # a second run would overwrite the first one's weights and metrics
         raise UsageError(f"{run} already holds a run ({held[0].relative_to(run)}); pass --resume to continue it, "
@@ -83,6 +93,12 @@ def fit(dataset: str | os.PathLike, config: TrainConfig | dict | None = None, **
         if yolo:
             from .yolo import fit_yolo
             metrics = fit_yolo(cfg, data, run, logger)
+        elif task == "semantic_segmentation":
+            from .segment import fit_segmenter
+            metrics = fit_segmenter(cfg, data, run, logger)
+        elif task == "panoptic":
+            from .panoptic import fit_mask2former
+            metrics = fit_mask2former(cfg, data, run, logger)
         else:
             from .classify import fit_classifier
             metrics = fit_classifier(cfg, data, run, logger)

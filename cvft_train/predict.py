@@ -124,9 +124,46 @@ def _detect(trained: Trained, batch: list[_Prepared], device: str, conf: float, 
         p.result["detections"] = dets
 
 
+def _segment(trained: Trained, batch: list[_Prepared], device: str, dtype) -> None:
+    """A segmenter's class-index mask per image, at the image's displayed size (the prediction at
+    the model's size, enlarged with nearest neighbour), as a PNG, with each class's pixel share."""
+    import base64
+    import io
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    ok = [p for p in batch if p.tensor is not None]
+    if not ok:
+        return
+    x = torch.stack([p.tensor for p in ok]).to(device, non_blocking=True)
+    with torch.inference_mode(), torch.autocast(device_type=device.split(":")[0], dtype=dtype or torch.float32,
+                                                enabled=dtype is not None):
+        idx = trained.model(x).float().argmax(1).to(torch.uint8).cpu().numpy()
+    for p, m in zip(ok, idx):
+        full = Image.fromarray(m).resize((p.result["width"], p.result["height"]), Image.Resampling.NEAREST)
+        buf = io.BytesIO()
+        full.save(buf, "PNG")
+        p.result["mask_png"] = base64.b64encode(buf.getvalue()).decode("ascii")
+        counts = np.bincount(np.asarray(full).ravel(), minlength=len(trained.classes))
+        total = max(int(counts.sum()), 1)
+        p.result["class_pixels"] = {trained.classes[c]: round(int(n) / total, 6) for c, n in enumerate(counts) if n}
+
+
+def _segmenter_transform(trained: Trained):
+    """The whole image at the model's square size (a mask must cover all of it: no centre crop)."""
+    import torch
+    from torchvision.transforms import v2
+
+    return v2.Compose([v2.PILToTensor(), v2.Resize((trained.imgsz, trained.imgsz), antialias=True),
+                       v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=trained.mean, std=trained.std)])
+
+
 def _batches(items: Iterable[SourceImage], trained: Trained, batch: int, threads: int) -> Iterator[list[_Prepared]]:
     """Decoded batches, in order, with at most ``AHEAD`` batches decoding ahead of the consumer."""
-    transform = eval_transform(trained.imgsz, trained.mean, trained.std) if trained.kind == "classifier" else None
+    transform = eval_transform(trained.imgsz, trained.mean, trained.std) if trained.kind == "classifier" else \
+        _segmenter_transform(trained) if trained.kind == "segmenter" else None
     pending: deque = deque()
     with ThreadPoolExecutor(max(1, threads), thread_name_prefix="cvft-predict") as pool:
         it = iter(items)
@@ -166,6 +203,11 @@ def predict(weights: str | os.PathLike | Trained, source: str | os.PathLike, *, 
     for group in _batches(todo, trained, batch, threads):
         if trained.kind == "classifier":
             _classify(trained, group, device, topk, dtype)
+        elif trained.kind == "segmenter":
+            _segment(trained, group, device, dtype)
+        elif trained.kind == "mask2former":
+            from .panoptic import predict_panoptic
+            predict_panoptic(trained, group, device)
         else:
             _detect(trained, group, device, conf, batch)
         for p in group:

@@ -112,6 +112,9 @@ def signature_of(weights, source, *, fmt: str, conf: float, topk: int, layout: s
     source and options, so an interrupted run or a shard is never mixed with another."""
     kind, _ = open_source(source, layout=layout)   # refuses what is not a source before any model loads
     trained = load_trained(weights, device=device)
+    from .prediction_output import KIND_FORMATS
+    if fmt not in KIND_FORMATS.get(trained.kind, ()):
+        raise UsageError(f"--format {fmt}: a {trained.task} model writes {' or '.join(KIND_FORMATS[trained.kind])}")
     st = trained.path.stat()   # a run retrained since the interruption must not be mixed with it
     signature = {"weights": str(trained.path.resolve()), "weights_file": [st.st_size, int(st.st_mtime)],
                  "source": str(Path(source).resolve()), "format": fmt, "conf": conf, "topk": topk, "layout": layout,
@@ -164,6 +167,12 @@ def _write(fmt: str, journal: Journal, out: Path, trained, source, kind: str, *,
                            model=trained.path.name)
     elif fmt == "coco":
         write_coco(journal.results(), out, classes=trained.classes, kind=trained.kind)
+    elif fmt == "masks":
+        from .prediction_masks import write_masks
+        write_masks(journal.results(), out, classes=trained.classes)
+    elif fmt == "coco_panoptic":
+        from .prediction_masks import write_coco_panoptic
+        write_coco_panoptic(journal.results(), out, classes=trained.classes, things=trained.extra["isthing"])
     else:
         from .prediction_dataset import write_dataset
         write_dataset(journal.results, source, out, trained, layout=layout, workers=workers or 0)

@@ -29,7 +29,11 @@ from typing import Any, Iterator
 
 from cvft_data.errors import UsageError
 
-FORMATS = ("csv", "megadetector", "coco", "dataset")
+FORMATS = ("csv", "megadetector", "coco", "dataset", "masks", "coco_panoptic")
+#: the formats each kind of model can write
+KIND_FORMATS = {"classifier": ("csv", "megadetector", "coco", "dataset"),
+                "yolo": ("csv", "megadetector", "coco", "dataset"),
+                "segmenter": ("masks", "csv"), "mask2former": ("coco_panoptic", "csv")}
 
 
 class Journal:
@@ -116,7 +120,9 @@ def _tmp(out: Path) -> Path:
 
 def write_csv(results: Iterator[dict], out: Path, *, kind: str, topk: int) -> None:
     extra = ["group", "datetime", "sequence", "split", "error"]
-    if kind == "classifier":
+    if kind in ("segmenter", "mask2former"):   # one row per image: each class's share of the pixels
+        head = ["image", "class_pixels"]
+    elif kind == "classifier":
         head = ["image", "label", "score"] + [f"{k}_{i}" for i in range(2, topk + 1) for k in ("label", "score")]
     else:
         head = ["image", "category", "conf", "x", "y", "w", "h"]
@@ -127,7 +133,9 @@ def write_csv(results: Iterator[dict], out: Path, *, kind: str, topk: int) -> No
         for r in results:
             tail = [r.get("group", ""), r.get("datetime", ""), r.get("sequence", ""), r.get("split", ""),
                     r.get("failure", "")]
-            if kind == "classifier":
+            if kind in ("segmenter", "mask2former"):
+                w.writerow([r["file"], json.dumps(r.get("class_pixels", {})), *tail])
+            elif kind == "classifier":
                 cells = [c for pair in r.get("classifications", []) for c in pair]
                 w.writerow([r["file"], *cells, *[""] * (len(head) - 1 - len(cells)), *tail])
             elif r.get("detections"):

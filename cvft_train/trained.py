@@ -34,8 +34,8 @@ from .augment import MEAN, STD
 class Trained:
     """What predict, evaluate and export need of a trained model."""
 
-    kind: str                       # classifier | yolo
-    task: str                       # classification | multilabel | detection | instance_segmentation
+    kind: str                       # classifier | yolo | segmenter | mask2former
+    task: str                       # classification | multilabel | detection | instance_segmentation | ...
     classes: list[str]
     imgsz: int
     path: Path
@@ -44,6 +44,8 @@ class Trained:
     mean: list[float] = field(default_factory=lambda: list(MEAN))
     std: list[float] = field(default_factory=lambda: list(STD))
     metrics: dict = field(default_factory=dict)   # the run's metrics.json, when WEIGHTS was a run folder
+    ignore_index: int = 255                       # segmenters: the label of "not labelled"
+    extra: dict = field(default_factory=dict)     # what one kind needs besides (Mask2Former's processor)
 
 
 def resolve_weights(weights: str | os.PathLike) -> tuple[Path, dict]:
@@ -77,6 +79,11 @@ def load_trained(weights: str | os.PathLike, *, device: str = "cpu") -> Trained:
     except Exception:  # an Ultralytics checkpoint pickles its model classes: its own safe loader reads it
         ckpt = None
     if isinstance(ckpt, dict) and isinstance(ckpt.get("model"), dict) and "model_name" in ckpt:
+        if ckpt.get("task") == "semantic_segmentation":
+            return _segmenter(path, ckpt, metrics, device)
+        if ckpt.get("task") == "panoptic":
+            from .panoptic import load_mask2former
+            return load_mask2former(path, ckpt, metrics, device)
         return _classifier(path, ckpt, metrics, device)
     return _yolo(path, metrics)
 
@@ -97,6 +104,24 @@ def _classifier(path: Path, ckpt: dict, metrics: dict, device: str) -> Trained:
     return Trained(kind="classifier", task=str(ckpt.get("task") or "classification"), classes=[str(c) for c in classes],
                    imgsz=imgsz, path=path, model=model, model_name=str(ckpt["model_name"]),
                    mean=list(ckpt.get("mean") or MEAN), std=list(ckpt.get("std") or STD), metrics=metrics)
+
+
+def _segmenter(path: Path, ckpt: dict, metrics: dict, device: str) -> Trained:
+    from .config import TrainConfig
+    from .segment import build_segmenter
+
+    classes = [str(c) for c in ckpt.get("classes") or []]
+    if not classes:
+        raise CheckpointError(f"{path} names no classes; expected a cvft checkpoint (best.pt or last.pt of a run)")
+    model, _ = build_segmenter(TrainConfig(model=str(ckpt["model_name"]), pretrained=False), classes)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path} does not fit {ckpt['model_name']}: {str(exc).splitlines()[0]}") from None
+    model.eval().to(device)
+    return Trained(kind="segmenter", task="semantic_segmentation", classes=classes, imgsz=int(ckpt.get("imgsz") or 512),
+                   path=path, model=model, model_name=str(ckpt["model_name"]), mean=list(ckpt.get("mean") or MEAN),
+                   std=list(ckpt.get("std") or STD), metrics=metrics, ignore_index=int(ckpt.get("ignore_index", 255)))
 
 
 def _yolo(path: Path, metrics: dict) -> Trained:
