@@ -84,6 +84,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
             p.add_argument(flag, dest=name, type=kind, default=None, help=text, choices=choices or None)
     p.add_argument("--yolo-arg", dest="yolo_args", action="append", default=[], metavar="KEY=VALUE",
                    help="an Ultralytics train() argument passed as it is (repeatable), e.g. mosaic=0.5")
+    p.add_argument("--model-arg", dest="model_args", action="append", default=[], metavar="KEY=VALUE",
+                   help="mask2former: a config value of the model built offline (repeatable), e.g. num_queries=50, "
+                        "hidden_dim=128, embed_dim=48 (Swin backbone)")
 
 
 @contextlib.contextmanager
@@ -107,7 +110,7 @@ def parse_yolo_args(items: list[str]) -> dict:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise UsageError(f"--yolo-arg {item!r}: expected KEY=VALUE")
+            raise UsageError(f"{item!r}: expected KEY=VALUE")
         out[key.strip()] = yaml.safe_load(value)
     return out
 
@@ -122,6 +125,8 @@ def run_train(args: argparse.Namespace) -> int:
         given.update({name: getattr(args, name) for name, _, _ in OPTIONS if getattr(args, name) is not None})
         if args.yolo_args:
             given["yolo_args"] = {**given.get("yolo_args", {}), **parse_yolo_args(args.yolo_args)}
+        if args.model_args:
+            given["model_args"] = {**given.get("model_args", {}), **parse_yolo_args(args.model_args)}
         metrics = fit(args.dir, given)
     final = {k: v for k, v in metrics.get("final", {}).items() if isinstance(v, (int, float))}
     best = metrics.get("best") or {}

@@ -79,6 +79,7 @@ class TrainConfig:
     wandb: bool = False
     wandb_project: str = "cvft"
     yolo_args: dict[str, Any] = field(default_factory=dict)   # passed to Ultralytics' train() as they are
+    model_args: dict[str, Any] = field(default_factory=dict)  # Mask2Former: its config built offline (hidden_dim...)
 
     def __post_init__(self) -> None:
         from cvft_data.errors import UsageError

@@ -67,6 +67,8 @@ def fit(dataset: str | os.PathLike, config: TrainConfig | dict | None = None, **
     if task != "semantic_segmentation" and is_segmenter(cfg.model):
         raise UsageError(f"{cfg.model} is a semantic segmenter; this dataset is {task} "
                          "(cvft convert DS --to semantic --out NEW makes a semantic dataset of masks)")
+    if cfg.model_args and cfg.model != "mask2former":
+        raise UsageError(f"--model-arg configures mask2former; {cfg.model} cannot honour {sorted(cfg.model_args)}")
     if not yolo and cfg.yolo_args:
         raise UsageError(f"yolo_args {sorted(cfg.yolo_args)} are Ultralytics arguments; {cfg.model} trains in "
                          "cvft's torchvision loop, which cannot honour them")
