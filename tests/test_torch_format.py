@@ -9,8 +9,14 @@ import torch
 import cvft_data
 from builders import make_coco, make_folder, make_panoptic, make_roboflow_multilabel, make_voc
 
+
+def make_masks(root):
+    from cvft_data.sample import write_mask_sample
+    return write_mask_sample(root, n_images=4)
+
+
 BUILDERS = {"classification": make_folder, "multilabel": make_roboflow_multilabel, "detection": make_voc,
-            "instance_segmentation": make_coco, "panoptic": make_panoptic}
+            "instance_segmentation": make_coco, "semantic_segmentation": make_masks, "panoptic": make_panoptic}
 
 
 @pytest.mark.parametrize("task", list(BUILDERS))
@@ -30,6 +36,8 @@ def test_with_format_torch(task, tmp_path):
                     assert row["objects"]["bbox"].shape == (n, 4) and row["objects"]["bbox"].dtype == torch.float32
                     assert row["objects"]["category"].tolist() == ds[i]["objects"]["category"]
                 assert len(row["object_attributes"]) == n
+            if task == "semantic_segmentation":
+                assert row["mask"].shape[-2:] == row["image"].shape[1:] and row["mask"].dtype == torch.uint8
             if task == "panoptic" and row["segments_info"]:
                 assert isinstance(row["panoptic"], torch.Tensor)
             if task == "classification" and ds[i]["label"] is not None:
