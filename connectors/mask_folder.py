@@ -100,6 +100,14 @@ class _MaskSource(Connector):
 
 @register
 class MaskFolderConnector(_MaskSource):
+    """Images beside masks of the same names::
+
+        root/
+        ├── classes.txt          soil / crop / weed, one per line (or labelmap.txt: name:r,g,b::)
+        ├── images/[train/]plot_0001.jpg
+        └── masks/[train/]plot_0001.png    class indices (255: not labelled), or RGB colours
+    """
+
     name = "mask_folder"
     summary = "semantic masks: images/ beside masks/ (matching stems), classes.txt or labelmap.txt"
     options_help = {
@@ -158,6 +166,16 @@ class MaskFolderConnector(_MaskSource):
 
 @register
 class VocSegmentationConnector(_MaskSource):
+    """Pascal VOC's segmentation masks::
+
+        VOC2012/
+        ├── JPEGImages/2008_000001.jpg
+        ├── SegmentationClass/2008_000001.png     palette PNG: class index per pixel, 255 boundaries
+        ├── SegmentationObject/2008_000001.png    instance ids (--option task=instance)
+        ├── ImageSets/Segmentation/{train,val}.txt
+        └── labelmap.txt                          optional (CVAT/Datumaro): name:r,g,b::
+    """
+
     name = "voc_segmentation"
     summary = "Pascal VOC SegmentationClass masks (SegmentationObject as instances with --option task=instance)"
     options_help = {

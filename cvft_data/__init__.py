@@ -27,6 +27,7 @@ _LAZY = {
     "schema": ("SCHEMA_VERSION", "features_for"),
     "vocabulary": ("TASKS",),
     "splits": ("split",),
+    "convert": ("convert",),
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 
@@ -48,7 +49,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AnnotationError", "CheckOptions", "CheckReport", "Finding", "check", "class_weights", "sample_weights",
-    "split", "subsample_nulls", "weighted_sampler", "CorruptImageError", "CvftError", "ErrorPolicy", "FormatDetectionError", "GeometryError",
+    "split", "convert", "subsample_nulls", "weighted_sampler", "CorruptImageError", "CvftError", "ErrorPolicy", "FormatDetectionError", "GeometryError",
     "Ledger", "LedgerEntry", "MalformedFileError", "MissingImageError", "SCHEMA_VERSION", "SizeMismatchError",
     "SourceError", "TASKS", "UnknownClassError", "UnsafePathError", "UsageError", "CheckpointError", "EmptyDatasetError",
     "__version__", "export",

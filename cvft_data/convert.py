@@ -152,7 +152,14 @@ def _convert(path: Path, out: Path, overwrite: bool) -> dict:
         if not painted_any:
             raise UsageError(f"{path}: no object carries a mask (boxes only); nothing to paint")
         dsd = datasets.DatasetDict(splits)
-        dsd.save_to_disk(str(staging / "data"))
+        was_enabled = datasets.is_progress_bar_enabled()
+        if not progress.enabled():   # datasets' own "Saving the dataset" bar: on a terminal only
+            datasets.disable_progress_bars()
+        try:
+            dsd.save_to_disk(str(staging / "data"))
+        finally:
+            if was_enabled:
+                datasets.enable_progress_bars()
         del dsd, splits
         result = staging / "data"
         stats = {}

@@ -286,11 +286,10 @@ def fit_mask2former(cfg: TrainConfig, data, run: Path, logger=None) -> dict:
     return read_metrics(run)
 
 
-def load_mask2former(path: Path, ckpt: dict, metrics: dict, device: str):
-    """A cvft Mask2Former checkpoint, rebuilt from the config it carries (offline)."""
+def load_mask2former(path: Path, ckpt: dict, device: str):
+    """A cvft Mask2Former checkpoint's model, rebuilt from the config it carries (offline), in
+    eval mode on ``device``."""
     from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation
-
-    from .trained import Trained
 
     try:
         model = Mask2FormerForUniversalSegmentation(Mask2FormerConfig.from_dict(dict(ckpt["m2f_config"])))
@@ -298,11 +297,7 @@ def load_mask2former(path: Path, ckpt: dict, metrics: dict, device: str):
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path} is not a cvft Mask2Former checkpoint that fits its config: "
                               f"{str(exc).splitlines()[0][:200]}") from None
-    model.eval().to(device)
-    classes = [str(c) for c in ckpt["classes"]]
-    return Trained(kind="mask2former", task="panoptic", classes=classes, imgsz=int(ckpt.get("imgsz") or 384),
-                   path=path, model=model, model_name="mask2former", metrics=metrics,
-                   extra={"isthing": [bool(t) for t in ckpt.get("isthing") or [True] * len(classes)]})
+    return model.eval().to(device)
 
 
 def evaluate_mask2former(trained, data, split: str, device: str, batch: int) -> dict:

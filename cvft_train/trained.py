@@ -82,8 +82,7 @@ def load_trained(weights: str | os.PathLike, *, device: str = "cpu") -> Trained:
         if ckpt.get("task") == "semantic_segmentation":
             return _segmenter(path, ckpt, metrics, device)
         if ckpt.get("task") == "panoptic":
-            from .panoptic import load_mask2former
-            return load_mask2former(path, ckpt, metrics, device)
+            return _mask2former(path, ckpt, metrics, device)
         return _classifier(path, ckpt, metrics, device)
     return _yolo(path, metrics)
 
@@ -122,6 +121,17 @@ def _segmenter(path: Path, ckpt: dict, metrics: dict, device: str) -> Trained:
     return Trained(kind="segmenter", task="semantic_segmentation", classes=classes, imgsz=int(ckpt.get("imgsz") or 512),
                    path=path, model=model, model_name=str(ckpt["model_name"]), mean=list(ckpt.get("mean") or MEAN),
                    std=list(ckpt.get("std") or STD), metrics=metrics, ignore_index=int(ckpt.get("ignore_index", 255)))
+
+
+def _mask2former(path: Path, ckpt: dict, metrics: dict, device: str) -> Trained:
+    from .panoptic import load_mask2former
+
+    classes = [str(c) for c in ckpt.get("classes") or []]
+    if not classes:
+        raise CheckpointError(f"{path} names no classes; expected a cvft checkpoint (best.pt or last.pt of a run)")
+    return Trained(kind="mask2former", task="panoptic", classes=classes, imgsz=int(ckpt.get("imgsz") or 384),
+                   path=path, model=load_mask2former(path, ckpt, device), model_name="mask2former", metrics=metrics,
+                   extra={"isthing": [bool(t) for t in ckpt.get("isthing") or [True] * len(classes)]})
 
 
 def _yolo(path: Path, metrics: dict) -> Trained:

@@ -1,12 +1,17 @@
 """Pull a Weed-AI dataset, check it, split it by agcontext (field collection), export it to YOLO
-segmentation and fine-tune a YOLO segmenter.
+segmentation and fine-tune a YOLO segmenter; then paint the same polygons into semantic masks
+(``cvft convert --to semantic``) and train a torchvision segmenter on them (weed mapping is mostly
+semantic segmentation: which pixels are weed, crop or soil), reporting mIoU.
 
     python examples/weedai_segmentation.py DATASET_ID            # online: fetches from Weed-AI
     python examples/weedai_segmentation.py --zip weedcoco.zip    # offline: a downloaded zip
     python examples/weedai_segmentation.py                       # offline: a generated WeedCOCO set
 
 The shell equivalent: ``cvft-ingest weedai:DATASET_ID --out weeds``, ``cvft check weeds``,
-``cvft split weeds --out weeds_split --by group``, ``cvft train weeds_split --model yolo11n-seg.pt``.
+``cvft split weeds --out weeds_split --by group``, ``cvft train weeds_split --model yolo11n-seg.pt``,
+``cvft convert weeds_split --to semantic --out weeds_sem``,
+``cvft train weeds_sem --model deeplabv3_mobilenet_v3_large``,
+``cvft predict runs/sem field_photos/ --out weed_maps --format masks``.
 """
 
 from __future__ import annotations
@@ -53,6 +58,9 @@ def main() -> None:
     ap.add_argument("--zip")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--model", default="yolo11n-seg.yaml", help="yolo11n-seg.pt with internet (pretrained)")
+    ap.add_argument("--segmenter", default="lraspp_mobilenet_v3_large",
+                    help="the semantic model (deeplabv3_mobilenet_v3_large, deeplabv3_resnet50, fcn_resnet50...)")
+    ap.add_argument("--pretrained", action="store_true", help="start the segmenter from ImageNet (needs internet)")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cvft-weedai-"))
     src = fetch_weedai(a.dataset_id) if a.dataset_id else Path(a.zip) if a.zip else generated_weedcoco(work / "wc")
@@ -64,6 +72,13 @@ def main() -> None:
     m = fit(work / "weeds_split", model=a.model, epochs=a.epochs, imgsz=128, batch=8, workers=0,
             out=str(work / "run"), pretrained=a.model.endswith(".pt"))
     print(f"mask mAP50: {m['final'].get('mask_map50', 0):.3f}, box mAP50: {m['final'].get('map50', 0):.3f}; run: {work / 'run'}")
+    # the same annotation as semantic masks: background (soil) + the Weed-AI classes, one index per pixel
+    sem = cvft_data.convert(work / "weeds_split", "semantic", work / "weeds_sem")
+    print(f"semantic masks: classes {sem['classes']}")
+    s = fit(work / "weeds_sem", model=a.segmenter, epochs=a.epochs, imgsz=128, batch=8, workers=0,
+            out=str(work / "run_sem"), pretrained=a.pretrained)
+    per_class = ", ".join(f"{k} {v['iou']:.3f}" for k, v in s["final"].get("per_class", {}).items())
+    print(f"mIoU: {s['final'].get('miou', 0):.3f} (per class: {per_class}); run: {work / 'run_sem'}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from PIL import Image
 
 import connectors
 from builders import (
@@ -25,6 +27,29 @@ from builders import (
 )
 from cvft_data.paths import inside
 from cvft_data.schema import TASKS
+
+
+def make_mask_folder(root):
+    write_image(root / "images" / "train" / "a.jpg")
+    write_image(root / "images" / "val" / "b.jpg", seed=2)
+    for split, name in (("train", "a"), ("val", "b")):
+        m = np.zeros((H, W), np.uint8)
+        m[2:6, 3:9] = 1
+        (root / "masks" / split).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(m).save(root / "masks" / split / f"{name}.png")
+    (root / "classes.txt").write_text("background\nweed\n")
+    return root
+
+
+def make_voc_segmentation(root):
+    write_image(root / "JPEGImages" / "a.jpg")
+    (root / "SegmentationClass").mkdir(parents=True)
+    m = np.zeros((H, W), np.uint8)
+    m[2:6, 3:9] = 8
+    Image.fromarray(m).save(root / "SegmentationClass" / "a.png")
+    (root / "ImageSets" / "Segmentation").mkdir(parents=True)
+    (root / "ImageSets" / "Segmentation" / "train.txt").write_text("a\n")
+    return root
 
 
 def make_roboflow_yolo(root):
@@ -118,7 +143,7 @@ FAKES = {"camtrap_dp": make_camtrap_dp, "weedai": make_weedai, "camera_trap": ma
          "cvat": make_cvat, "makesense": make_makesense, "roboflow_coco": make_roboflow_coco,
          "roboflow_yolo": make_roboflow_yolo, "roboflow_voc": make_roboflow_voc, "roboflow_folder": make_roboflow_folder,
          "roboflow_createml": make_createml, "roboflow_multilabel": make_roboflow_multilabel,
-         "roboflow_csv": make_detection_csv}
+         "roboflow_csv": make_detection_csv, "mask_folder": make_mask_folder, "voc_segmentation": make_voc_segmentation}
 
 
 def test_every_connector_has_a_fake_layout():
