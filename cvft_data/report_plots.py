@@ -69,6 +69,15 @@ def plots(report) -> list[tuple[str, str]]:
             axes[1].set_xlabel("log2 aspect (w/h)")
             axes[1].set_title("box aspect ratios")
             out.append(("Boxes", _png(fig)))
+    if st.get("class_pixels"):   # semantic masks: the share of labelled pixels each class covers
+        pix = st["class_pixels"]
+        total = max(sum(pix.values()), 1)
+        fig, ax = plt.subplots(figsize=(max(5, 0.5 * len(pix) + 2), 3))
+        ax.bar(list(pix), [v / total for v in pix.values()], color="#4a8")
+        ax.set_ylabel("share of labelled pixels")
+        ax.tick_params(axis="x", rotation=45)
+        ax.set_title("pixels per class")
+        out.append(("Class pixels", _png(fig)))
     if st.get("groups"):
         groups = sorted(st["groups"])[:40]
         fig, ax = plt.subplots(figsize=(max(6, 0.3 * len(groups) + 2), 3.5))

@@ -259,7 +259,8 @@ def _needs_torch(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse
 
 #: What the ``cvft.commands`` entry point hands to ``cvft``.
 COMMANDS = [
-    Command("train", "fine-tune a torchvision classifier or an Ultralytics YOLO model", add_train_arguments,
+    Command("train", "fine-tune a torchvision classifier or segmenter, an Ultralytics YOLO model or Mask2Former",
+            add_train_arguments,
             _needs_torch(run_train)),
     Command("evaluate", "measure a trained model on a dataset split", add_evaluate_arguments,
             _needs_torch(run_evaluate)),

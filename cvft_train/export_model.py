@@ -41,6 +41,9 @@ def export_model(weights: str | os.PathLike | Trained, fmt: str, out: str | os.P
     if out.exists() and not overwrite:
         raise UsageError(f"{out} already exists; pass --overwrite to replace it")
     trained = weights if isinstance(weights, Trained) else load_trained(weights, device="cpu")
+    if trained.kind == "mask2former":
+        raise UsageError("export-model does not write Mask2Former (its post-processing is Python code); serve the "
+                         "checkpoint with cvft predict, or export the transformers model with Hugging Face optimum")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     if trained.kind == "yolo":
@@ -48,6 +51,15 @@ def export_model(weights: str | os.PathLike | Trained, fmt: str, out: str | os.P
         shutil.move(str(exported), tmp)
         meta = {"format": fmt, "kind": "yolo", "task": trained.task, "classes": trained.classes,
                 "imgsz": trained.imgsz, "preprocess": "Ultralytics letterbox, RGB 0-1", "source": str(trained.path)}
+    elif trained.kind == "segmenter":
+        _export_classifier(trained, fmt, tmp)
+        meta = {"format": fmt, "kind": "segmenter", "task": trained.task, "model": trained.model_name,
+                "classes": trained.classes, "imgsz": trained.imgsz, "mean": trained.mean, "std": trained.std,
+                "ignore_index": trained.ignore_index,
+                "preprocess": f"RGB, resize the whole image to {trained.imgsz}x{trained.imgsz} (no crop), scale to "
+                              "0-1, subtract mean, divide by std; NCHW float32",
+                "output": "logits per class and pixel (N, C, H, W): argmax over C is the class-index mask",
+                "input_name": "images", "output_name": "logits", "source": str(trained.path)}
     else:
         _export_classifier(trained, fmt, tmp)
         meta = {"format": fmt, "kind": "classifier", "task": trained.task, "model": trained.model_name,

@@ -184,3 +184,47 @@ def test_a_segmenter_trains_evaluates_and_predicts_masks(tmp_path):
     assert (tmp_path / "masks" / "classes.txt").read_text().split() == MASK_CLASSES
     with pytest.raises(cvft_data.UsageError, match="writes masks or csv"):
         predict_to(tmp_path / "run", tmp_path / "src" / "images", tmp_path / "x.json", fmt="megadetector")
+
+
+@pytest.mark.slow
+def test_a_segmenter_resumes_exports_and_trains_under_torchrun(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    from cvft_train import export_model, fit
+
+    cvft_data.ingest(write_mask_sample(tmp_path / "src", n_images=16), tmp_path / "ds")
+    common = dict(model="lraspp_mobilenet_v3_large", pretrained=False, imgsz=32, batch=4, workers=0, device="cpu")
+    fit(tmp_path / "ds", epochs=1, out=str(tmp_path / "run"), **common)
+    m = fit(tmp_path / "ds", epochs=2, out=str(tmp_path / "run"), resume=True)
+    assert [e["epoch"] for e in m["epochs"]] == [1, 2]
+    meta = export_model(tmp_path / "run", "torchscript", tmp_path / "seg.pt")
+    assert meta["kind"] == "segmenter" and meta["classes"] == MASK_CLASSES
+    out = torch.jit.load(str(tmp_path / "seg.pt"))(torch.zeros(1, 3, 32, 32))
+    assert tuple(out.shape) == (1, 3, 32, 32)
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    r = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "-m", "cvft_train.launch", str(tmp_path / "ds"),
+                        "--model", "lraspp_mobilenet_v3_large", "--no-pretrained", "--imgsz", "32", "--batch", "4",
+                        "--workers", "0", "--device", "cpu", "--epochs", "1", "--out", str(tmp_path / "ddp")],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    doc = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert doc["task"] == "semantic_segmentation" and "miou" in doc["final"]
+
+
+def test_the_viewer_draws_a_semantic_mask(tmp_path):
+    from cvft_data.view.app import create_app
+    from cvft_data.view.index import ViewIndex
+
+    cvft_data.ingest(write_mask_sample(tmp_path / "src", n_images=4), tmp_path / "ds")
+    client = create_app(ViewIndex.build(tmp_path / "ds", findings=[])).test_client()
+    d = client.get("/api/image/train/0").get_json()
+    assert d["has_masks"] and {a["class"] for a in d["annotations"]} <= set(MASK_CLASSES)
+    png = client.get("/mask/train/0")
+    assert png.mimetype == "image/png" and Image.open(__import__("io").BytesIO(png.data)).mode == "RGBA"
+    weeds = client.get("/api/images?class=weed").get_json()
+    assert weeds["total"] == sum(1 for e in ViewIndex.build(tmp_path / "ds", findings=[]).entries if 2 in e.classes)
