@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -177,7 +179,9 @@ def test_report_renders_in_headless_chromium(tmp_path):
     import re
     m = re.search(r"<title>cvft report: (\d+)/(\d+) images rendered</title>", dom.stdout)
     assert m and m.group(1) == m.group(2) and int(m.group(1)) >= 4, "every plot and the preview decoded"
-    shot = tmp_path / "shot.png"
+    shots = Path(os.environ.get("CVFT_TEST_OUTPUT", Path(__file__).resolve().parents[1] / "test-output")) / "report"
+    shots.mkdir(parents=True, exist_ok=True)
+    shot = shots / "report.png"   # kept for people: what the page looks like
     r = subprocess.run([chromium, *flags, "--window-size=1200,2000", f"--screenshot={shot}", page.as_uri()],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and shot.is_file()
