@@ -133,8 +133,25 @@ def build_segmenter(cfg: TrainConfig, names: list[str]):
         report = fit_state_dict(backbone, _backbone_keys(backbone, state), head=("__none__",), source=url)
     if report is not None:
         log.info("%s", report)
-    del torch
+    else:
+        settle_batch_norm(model)
     return model, report
+
+
+def settle_batch_norm(model, momentum: float = 0.1) -> int:
+    """From random weights, let batch-norm statistics follow the data at ``momentum`` (MobileNetV3's
+    own 0.01 needs thousands of steps to leave its initial values: until then a model that
+    segments well in training predicts one class in eval mode). Returns how many layers changed."""
+    import torch
+
+    changed = 0
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.momentum is not None and m.momentum < momentum:
+            m.momentum = momentum
+            changed += 1
+    if changed:
+        log.info("random weights: %d batch-norm layers follow the data at momentum %s", changed, momentum)
+    return changed
 
 
 def _backbone_keys(backbone, state: dict) -> dict:
