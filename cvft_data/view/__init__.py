@@ -34,6 +34,7 @@ def serve(path: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 8765,
     if not loopback:
         log.warning("cvft view listens on %s: anyone who can reach this machine sees the dataset", host)
     server = make_server(host, port, create_app(index, loopback_only=loopback), threaded=True)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)   # one line per request is noise on a terminal
     url = f"http://{'127.0.0.1' if loopback else host}:{server.server_port}/"
     log.info("cvft view: %d images at %s (Ctrl-C to stop)", len(index.entries), url)
     if ready is not None:
