@@ -110,7 +110,6 @@ def build_segmenter(cfg: TrainConfig, names: list[str]):
     """A torchvision segmenter with a head for ``names``: from ``--weights`` (a cvft or plain
     checkpoint), else the backbone's ImageNet weights (``--pretrained``, downloaded once), else
     random weights."""
-    import torch
     import torchvision
 
     from .checkpoints import fit_state_dict, read_checkpoint
