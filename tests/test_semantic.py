@@ -243,3 +243,12 @@ def test_a_segmenter_from_random_weights_lets_batch_norm_follow_the_data():
     assert report is None
     momenta = {m.momentum for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)}
     assert momenta == {0.1}, momenta
+
+
+def test_exports_that_cannot_hold_masks_say_to_use_masks(tmp_path):
+    """--to coco raised a KeyError traceback on a semantic dataset; the others named coco/yolo."""
+    cvft_data.ingest(write_mask_sample(tmp_path / "src", n_images=4), tmp_path / "ds")
+    for to in ("coco", "yolo", "imagefolder", "csv"):
+        with pytest.raises(cvft_data.UsageError, match="--to masks"):
+            cvft_data.export(tmp_path / "ds", to, tmp_path / f"out_{to}")
+        assert not (tmp_path / f"out_{to}").exists()

@@ -42,9 +42,12 @@ def export_coco(dataset_dir: Path, out: Path, *, overwrite: bool = False) -> dic
     """
     ctx = ExportContext(dataset_dir, out, overwrite)
     task = ctx.info["task"]
-    if task in ("classification", "multilabel"):
+    if task in ("classification", "multilabel", "semantic_segmentation"):
         ctx.abort()
         from ..errors import UsageError
+        if task == "semantic_segmentation":
+            raise UsageError("a semantic_segmentation dataset has masks of classes, not objects: use --to masks "
+                             "(a mask folder, or --option layout=voc)")
         raise UsageError(f"a {task} dataset has no boxes to export to COCO; use --to csv"
                          + (" or --to imagefolder" if task == "classification" else ""))
     cats, ids = _categories(ctx)

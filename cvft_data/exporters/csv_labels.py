@@ -34,7 +34,8 @@ def export_csv(dataset_dir: Path, out: Path, *, overwrite: bool = False) -> dict
     task = ctx.info["task"]
     if task not in ("classification", "multilabel"):
         ctx.abort()
-        raise UsageError(f"--to csv writes image-level labels; a {task} dataset has objects: use --to coco or --to yolo")
+        other = "--to masks" if task == "semantic_segmentation" else "--to coco or --to yolo"
+        raise UsageError(f"--to csv writes image-level labels; a {task} dataset has more than that: use {other}")
     n = 0
     try:
         for split in ctx.dataset:

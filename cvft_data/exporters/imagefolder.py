@@ -17,7 +17,8 @@ def export_imagefolder(dataset_dir: Path, out: Path, *, overwrite: bool = False,
     ctx = ExportContext(dataset_dir, out, overwrite)
     if ctx.info["task"] != "classification":
         ctx.abort()
-        other = "--to csv" if ctx.info["task"] == "multilabel" else "--to coco or --to yolo"
+        other = {"multilabel": "--to csv", "semantic_segmentation": "--to masks"}.get(ctx.info["task"],
+                                                                                     "--to coco or --to yolo")
         raise UsageError(f"imagefolder needs a single-label classification dataset, this one is {ctx.info['task']}; "
                          f"use {other}")
     if NULL_FOLDER in ctx.class_names:

@@ -63,7 +63,7 @@ def export_yolo(dataset_dir: Path, out: Path, *, overwrite: bool = False) -> dic
     if task not in ("detection", "instance_segmentation"):
         ctx.abort()
         from ..errors import UsageError
-        other = "--to csv" if task == "multilabel" else "--to coco"
+        other = {"multilabel": "--to csv", "semantic_segmentation": "--to masks"}.get(task, "--to coco")
         raise UsageError(f"a {task} dataset cannot be exported to YOLO; use {other}")
     seg = task == "instance_segmentation"
     kpt, with_keypoints = (None, 0) if seg else _kpt_shape(ctx)
