@@ -148,6 +148,8 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--workers", type=int)
+    p.add_argument("--resolution", choices=("original", "training"), default="original",
+                   help="segmenters: measure at each mask's original size (default) or at the training size")
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -156,7 +158,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate
 
     report = evaluate(args.weights, args.dir, split=args.split, device=args.device, batch=args.batch,
-                      workers=args.workers, out=args.out)
+                      workers=args.workers, out=args.out, resolution=args.resolution)
     if args.json:
         print(json.dumps(report))
         return 0

@@ -37,8 +37,11 @@ def default_split(splits: list[str]) -> str:
 
 def evaluate(weights: str | os.PathLike | Trained, dataset: str | os.PathLike, *, split: str | None = None,
              device: str = "auto", batch: int = 32, workers: int | None = None,
-             out: str | os.PathLike | None = None) -> dict[str, Any]:
+             out: str | os.PathLike | None = None, resolution: str = "original") -> dict[str, Any]:
     """Measure ``weights`` (a checkpoint or run folder) on ``split`` of ``dataset``.
+
+    Segmenters are measured at each mask's ``original`` resolution (the logits enlarged to it), as
+    published figures are, or at the ``training`` size, as the run validated.
 
     Example:
         >>> import pathlib, tempfile, cvft_data
@@ -72,7 +75,10 @@ def evaluate(weights: str | os.PathLike | Trained, dataset: str | os.PathLike, *
     if trained.kind == "classifier":
         report = _classifier(trained, data, split, device, batch, workers)
     elif trained.kind == "segmenter":
-        report = _segmenter(trained, data, split, device, batch, workers)
+        if resolution not in ("original", "training"):
+            raise UsageError(f"--resolution {resolution!r}: expected original or training")
+        report = {**_segmenter(trained, data, split, device, batch, workers, resolution == "original"),
+                  "resolution": resolution}
     elif trained.kind == "mask2former":
         from .panoptic import evaluate_mask2former
         report = evaluate_mask2former(trained, data, split, device, batch)
@@ -105,8 +111,10 @@ def _classifier(trained: Trained, dataset, split: str, device: str, batch: int, 
                     names=trained.classes, multilabel=multilabel, channels_last=False)
 
 
-def _segmenter(trained: Trained, dataset, split: str, device: str, batch: int, workers: int | None) -> dict:
-    """mIoU, per-class IoU and pixel accuracy at the model's size, as training validated."""
+def _segmenter(trained: Trained, dataset, split: str, device: str, batch: int, workers: int | None,
+               full: bool) -> dict:
+    """mIoU, per-class IoU and pixel accuracy, at the original resolution (``full``) or at the
+    model's size as training validated."""
     import torch
     from torch.utils.data import DataLoader
 
@@ -115,10 +123,13 @@ def _segmenter(trained: Trained, dataset, split: str, device: str, batch: int, w
 
     ignore = int(dataset.info.get("ignore_index", 255))
     ds = SegmentationDataset(dataset.splits[split], transforms(TrainConfig(imgsz=trained.imgsz), False, ignore),
-                             imgsz=trained.imgsz)
+                             imgsz=trained.imgsz, full_masks=full)
     if not len(ds):
         raise UsageError(f"split {split!r} has no image with a mask to evaluate on")
-    loader = DataLoader(ds, batch_size=batch, shuffle=False, num_workers=default_workers() if workers is None else workers)
+    from .segment import collate_full
+
+    loader = DataLoader(ds, batch_size=batch, shuffle=False, num_workers=default_workers() if workers is None else workers,
+                        **({"collate_fn": collate_full} if full else {}))
     return evaluate_segmenter(trained.model, loader, torch.nn.CrossEntropyLoss(ignore_index=ignore), device=device,
                               dtype=amp_dtype(device, "auto"), names=trained.classes, ignore=ignore)
 

@@ -46,7 +46,7 @@ class SegmentationDataset:
     """(image, mask) pairs of a split's labelled rows: ``float32 [3, S, S]`` normalised and
     ``int64 [S, S]`` class indices (the ignore index kept)."""
 
-    def __init__(self, ds, transform, *, imgsz: int):
+    def __init__(self, ds, transform, *, imgsz: int, full_masks: bool = False):
         from cvft_data.store import bytes_view
 
         statuses, has_mask = ds["label_status"], [m is not None for m in bytes_view(ds.select_columns(["mask"]))["mask"]]
@@ -54,6 +54,9 @@ class SegmentationDataset:
         self.ds = bytes_view(ds.select_columns(["image", "mask"]))
         self.transform = transform
         self.imgsz = imgsz
+        #: evaluation at the original resolution: the image goes through ``transform``, the mask
+        #: comes back as stored (batch with :func:`collate_full`)
+        self.full_masks = full_masks
 
     def __len__(self) -> int:
         return len(self.index)
@@ -70,12 +73,22 @@ class SegmentationDataset:
         image = decode(row["image"], 2 * self.imgsz)   # JPEG draft decode when the image is far larger
         with Image.open(io.BytesIO(row["mask"]["bytes"])) as m:
             mask = np.asarray(m).astype(np.int64)
+        if self.full_masks:
+            img_t = tv_tensors.Image(torch.from_numpy(np.asarray(image.convert("RGB")).copy()).permute(2, 0, 1))
+            return self.transform(img_t), torch.from_numpy(mask)
         if image.size != (mask.shape[1], mask.shape[0]):   # decoded at reduced size: the mask follows
             mask = np.asarray(Image.fromarray(mask.astype(np.uint8)).resize(image.size, Image.Resampling.NEAREST))
         img_t = tv_tensors.Image(torch.from_numpy(np.asarray(image.convert("RGB")).copy()).permute(2, 0, 1))
         mask_t = tv_tensors.Mask(torch.from_numpy(np.asarray(mask, dtype=np.int64).copy()))
         img_t, mask_t = self.transform(img_t, mask_t)
         return img_t, mask_t.long()
+
+
+def collate_full(batch):
+    """Images stacked, masks of their own sizes in a list (evaluation at the original resolution)."""
+    import torch
+
+    return torch.stack([x for x, _ in batch]), [y for _, y in batch]
 
 
 def transforms(cfg: TrainConfig, train: bool, ignore: int):
@@ -221,16 +234,22 @@ def evaluate_segmenter(model, loader, criterion, *, device, dtype, names, multil
     scalars = torch.zeros(2, dtype=torch.float64, device=device)
     with torch.no_grad():
         for x, y in progress.bar(loader, total=len(loader), desc="validate", unit="batch", leave=False):
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            x = x.to(device, non_blocking=True)
+            y = [m.to(device) for m in y] if isinstance(y, list) else y.to(device, non_blocking=True)
             if channels_last:
                 x = x.to(memory_format=torch.channels_last)
             with torch.autocast(device_type=device.split(":")[0], dtype=dtype, enabled=dtype is not None):
                 logits = model(x).float()
-            scalars[0] += criterion(logits, y).double() * len(x)
+            # masks of their own sizes (evaluation at the original resolution): logits enlarged to each
+            pairs = [(torch.nn.functional.interpolate(logits[i:i + 1], size=tuple(m.shape), mode="bilinear",
+                                                      align_corners=False), m[None]) for i, m in enumerate(y)] \
+                if isinstance(y, list) else [(logits, y)]
+            for lg, yy in pairs:
+                scalars[0] += criterion(lg, yy).double() * len(lg)
+                pred = lg.argmax(1)
+                valid = (yy != ignore) & (yy >= 0) & (yy < k)
+                conf += torch.bincount(yy[valid] * k + pred[valid], minlength=k * k).reshape(k, k)
             scalars[1] += len(x)
-            pred = logits.argmax(1)
-            valid = (y != ignore) & (y >= 0) & (y < k)
-            conf += torch.bincount(y[valid] * k + pred[valid], minlength=k * k).reshape(k, k)
     if world > 1:
         torch.distributed.all_reduce(conf)
         torch.distributed.all_reduce(scalars)

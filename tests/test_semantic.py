@@ -174,8 +174,12 @@ def test_a_segmenter_trains_evaluates_and_predicts_masks(tmp_path):
     assert doc["task"] == "semantic_segmentation" and doc["primary_metric"] == "miou"
     assert 0.0 <= doc["final"]["miou"] <= 1.0 and set(doc["final"]["per_class"]) == set(MASK_CLASSES)
     assert "pixel_accuracy" in doc["epochs"][0]
-    r = evaluate(tmp_path / "run", tmp_path / "ds", split="validation", device="cpu")
+    r = evaluate(tmp_path / "run", tmp_path / "ds", split="validation", device="cpu", resolution="training")
     assert r["miou"] == pytest.approx(m["best"]["value"]), "evaluate measures what training validated"
+    full = evaluate(tmp_path / "run", tmp_path / "ds", split="validation", device="cpu")
+    assert full["resolution"] == "original" and 0.0 <= full["miou"] <= 1.0
+    labelled = sum(int(((_mask(r_) != 255)).sum()) for r_ in cvft_data.load(tmp_path / "ds")["validation"])
+    assert sum(v["pixels"] for v in full["per_class"].values()) == labelled, "every labelled pixel, at its size"
     s = predict_to(tmp_path / "run", tmp_path / "src" / "images", tmp_path / "masks", fmt="masks", device="cpu")
     assert s["images"] == 16
     png = tmp_path / "masks" / "train" / "plot_0000.png"
