@@ -124,9 +124,15 @@ def _detect(trained: Trained, batch: list[_Prepared], device: str, conf: float, 
         p.result["detections"] = dets
 
 
+#: the long side up to which a segmenter's logits are enlarged before the argmax
+SMOOTH_SIDE = 2048
+
+
 def _segment(trained: Trained, batch: list[_Prepared], device: str, dtype) -> None:
-    """A segmenter's class-index mask per image, at the image's displayed size (the prediction at
-    the model's size, enlarged with nearest neighbour), as a PNG, with each class's pixel share."""
+    """A segmenter's class-index mask per image, at the image's displayed size, as a PNG, with each
+    class's pixel share. The logits are enlarged bilinearly (as ``cvft evaluate`` does) up to
+    ``SMOOTH_SIDE`` on the long side, the class indices beyond that with nearest neighbour: class
+    borders as smooth as the model's, memory bounded on 24-megapixel frames."""
     import base64
     import io
 
@@ -140,9 +146,17 @@ def _segment(trained: Trained, batch: list[_Prepared], device: str, dtype) -> No
     x = torch.stack([p.tensor for p in ok]).to(device, non_blocking=True)
     with torch.inference_mode(), torch.autocast(device_type=device.split(":")[0], dtype=dtype or torch.float32,
                                                 enabled=dtype is not None):
-        idx = trained.model(x).float().argmax(1).to(torch.uint8).cpu().numpy()
-    for p, m in zip(ok, idx):
-        full = Image.fromarray(m).resize((p.result["width"], p.result["height"]), Image.Resampling.NEAREST)
+        logits = trained.model(x).float()
+    for k, p in enumerate(ok):
+        w, h = p.result["width"], p.result["height"]
+        scale = min(1.0, SMOOTH_SIDE / max(w, h))
+        size = (max(1, round(h * scale)), max(1, round(w * scale)))
+        with torch.inference_mode():
+            m = torch.nn.functional.interpolate(logits[k:k + 1], size=size, mode="bilinear", align_corners=False)
+            m = m.argmax(1)[0].to(torch.uint8).cpu().numpy()
+        full = Image.fromarray(m)
+        if full.size != (w, h):
+            full = full.resize((w, h), Image.Resampling.NEAREST)
         buf = io.BytesIO()
         full.save(buf, "PNG")
         p.result["mask_png"] = base64.b64encode(buf.getvalue()).decode("ascii")
