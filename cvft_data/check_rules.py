@@ -247,7 +247,8 @@ def check_semantic_masks(facts: Facts, opts) -> list:
         return []
     from .semantic import mask_census
 
-    census = mask_census(facts.path, facts.dataset, len(facts.names), ignore=facts.stats.get("ignore_index", 255))
+    census = mask_census(facts.path, facts.dataset, len(facts.names), ignore=facts.stats.get("ignore_index", 255),
+                         workers=opts.workers)
     out = []
     if census.wrong_size:
         out.append(Finding("mask_size", "error", f"{len(census.wrong_size)} masks are not the size of their image: "

@@ -106,31 +106,70 @@ class MaskCensus:
     unknown: dict[str, set] = field(default_factory=dict)                  # image_id -> indices beyond the classes
 
 
-def mask_census(path: str, dsd, n_classes: int, *, ignore: int = 255) -> MaskCensus:
-    """Decode every mask once: pixels per class, masks of the wrong size, unknown indices."""
-    from datasets import Image as ImageFeature
+def _census_rows(rows: list[dict], n_classes: int, ignore: int) -> MaskCensus:
+    census = MaskCensus([0] * n_classes)
+    for row in rows:
+        if not row["mask"] or not row["mask"].get("bytes"):
+            continue
+        arr = mask_array(row["mask"]["bytes"], name=row["image_id"])
+        if arr.shape != (row["height"], row["width"]):
+            census.wrong_size.append((row["image_id"], f"{arr.shape[1]}x{arr.shape[0]}", f"{row['width']}x{row['height']}"))
+        counts = np.bincount(arr[(arr != ignore) & (arr >= 0)].ravel())
+        for v, n in enumerate(counts.tolist()):
+            if not n:
+                continue
+            if v < n_classes:
+                census.pixels[v] += n
+            else:
+                census.unknown.setdefault(row["image_id"], set()).add(v)
+    return census
+
+
+def _census_range(path: str, split: str, start: int, stop: int, n_classes: int, ignore: int) -> MaskCensus:
+    """One worker's share: rows ``start:stop`` of a split, read from the Arrow files at ``path``."""
+    import datasets
+
+    ds = datasets.load_from_disk(path)[split]
+    if ds._indices is not None:   # a selected view: its rows in the order it shows
+        ds = ds.flatten_indices()
+    table = ds.data.table
+    rows = table.select(["image_id", "width", "height", "mask"]).slice(start, stop - start).to_pylist()
+    return _census_rows(rows, n_classes, ignore)
+
+
+def mask_census(path: str, dsd, n_classes: int, *, ignore: int = 255, workers: int = 0,
+                chunk: int = 512) -> MaskCensus:
+    """Decode every mask once (in ``workers`` processes, one per core by default; small datasets
+    in-process): pixels per class, masks of the wrong size, unknown indices."""
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     from . import progress
 
     census = MaskCensus([0] * n_classes)
-    for split in dsd:
-        ds = dsd[split].select_columns(["image_id", "width", "height", "mask"]).cast_column(
-            "mask", ImageFeature(decode=False))
-        for row in progress.bar(ds, total=len(ds), desc=f"check masks {split}"):
-            if not row["mask"] or not row["mask"].get("bytes"):
-                continue
-            arr = mask_array(row["mask"]["bytes"], name=row["image_id"])
-            if arr.shape != (row["height"], row["width"]):
-                census.wrong_size.append((row["image_id"], f"{arr.shape[1]}x{arr.shape[0]}",
-                                          f"{row['width']}x{row['height']}"))
-            counts = np.bincount(arr[(arr != ignore) & (arr >= 0)].ravel())
-            for v, n in enumerate(counts.tolist()):
-                if not n:
-                    continue
-                if v < n_classes:
-                    census.pixels[v] += n
-                else:
-                    census.unknown.setdefault(row["image_id"], set()).add(v)
+    sizes = {split: len(dsd[split]) for split in dsd}
+    jobs = [(split, a, min(a + chunk, n)) for split, n in sizes.items() for a in range(0, n, chunk)]
+    workers = workers or os.cpu_count() or 1
+    with progress.bar(total=sum(sizes.values()), desc="check masks") as shown:
+        if workers <= 1 or sum(sizes.values()) <= chunk:
+            parts = []
+            for split, a, b in jobs:
+                parts.append(_census_range(path, split, a, b, n_classes, ignore))
+                shown.update(b - a)
+        else:
+            parts = []
+            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+                futures = {pool.submit(_census_range, path, split, a, b, n_classes, ignore): b - a for split, a, b in jobs}
+                for fut in as_completed(futures):
+                    parts.append(fut.result())
+                    shown.update(futures[fut])
+    for part in parts:
+        census.pixels = [x + y for x, y in zip(census.pixels, part.pixels)]
+        census.wrong_size += part.wrong_size
+        for k, v in part.unknown.items():
+            census.unknown.setdefault(k, set()).update(v)
+    census.wrong_size.sort()
     return census
 
 
