@@ -29,15 +29,12 @@ def _indices(path: Path, colours: dict[tuple, int], ignore: int) -> np.ndarray:
     with Image.open(path) as im:
         if im.mode in ("P", "L"):
             return np.asarray(im).astype(np.int64)
-        rgb = np.asarray(im.convert("RGB")).astype(np.int64)
-    packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-    out = np.full(packed.shape, ignore, np.int64)
-    for v in np.unique(packed).tolist():
-        c = ((v >> 16) & 255, (v >> 8) & 255, v & 255)
-        if c not in colours:
-            raise AnnotationError(f"colour rgb{c} is in no class", file=str(path), item=path.stem,
-                                  expected="the VOC colour map or labelmap.txt's colours")
-        out[packed == v] = colours[c]
+        rgb = np.asarray(im.convert("RGB"))
+    out, unknown = masks.colours_to_indices(rgb, colours, ignore)
+    if unknown:
+        c = next(iter(unknown))
+        raise AnnotationError(f"colour rgb{c} is in no class", file=str(path), item=path.stem,
+                              expected="the VOC colour map or labelmap.txt's colours")
     return out
 
 

@@ -96,8 +96,8 @@ def _convert(path: Path, out: Path, overwrite: bool) -> dict:
 
     from . import progress
     from .schema import features_for
-    from .stats import STATS_COLUMNS, SplitStats
-    from .store import CVFT_JSON, LEDGER_JSONL, bytes_view, open_dataset, read_info, replace_dir, rows
+    from .stats import SplitStats
+    from .store import CVFT_JSON, LEDGER_JSONL, bytes_view, open_dataset, read_info, replace_dir
 
     info = read_info(path)
     task, names = info["task"], list(info["classes"])
@@ -118,7 +118,7 @@ def _convert(path: Path, out: Path, overwrite: bool) -> dict:
     digest = xxhash.xxh3_128(f"{info.get('content_hash', '')}\nsemantic".encode())
     painted_any = 0
 
-    def generate(ds):
+    def generate(ds, stats: SplitStats):
         nonlocal painted_any
         for row in progress.bar(ds, total=len(ds), desc="convert"):
             if task == "panoptic":
@@ -132,20 +132,23 @@ def _convert(path: Path, out: Path, overwrite: bool) -> dict:
             mask = _png(arr) if arr is not None else None
             present = sorted({int(v) for v in np.unique(arr) if 0 <= v < len(new_names)}) if arr is not None else []
             digest.update(xxhash.xxh3_128_digest(mask or b""))
-            yield {"image_id": row["image_id"], "image": row["image"], "width": row["width"], "height": row["height"],
+            out = {"image_id": row["image_id"], "image": row["image"], "width": row["width"], "height": row["height"],
                    "mask": {"bytes": mask, "path": None} if mask else None, "mask_classes": present,
-                   "label_status": ("labeled" if present else "unlabeled") if mask else "unlabeled",
+                   "label_status": "labeled" if mask and present else "unlabeled",
                    "group": row.get("group"), "meta": row.get("meta") or {}}
+            stats.add(out)   # counted as written: no second pass over the new dataset
+            yield out
 
-    splits = {}
+    splits, stats = {}, {}
     try:
         from datasets.arrow_writer import ArrowWriter
 
         (staging / "rows").mkdir(parents=True)
         for split, ds in open_dataset(path).items():   # streamed: one row in memory at a time
             arrow = staging / "rows" / f"{split}.arrow"
+            stats[split] = SplitStats("semantic_segmentation")
             with ArrowWriter(features=features, path=str(arrow)) as writer:
-                for row in generate(bytes_view(ds)):
+                for row in generate(bytes_view(ds), stats[split]):
                     writer.write(row)
                 writer.finalize()
             splits[split] = datasets.Dataset.from_file(str(arrow))
@@ -162,12 +165,6 @@ def _convert(path: Path, out: Path, overwrite: bool) -> dict:
                 datasets.enable_progress_bars()
         del dsd, splits
         result = staging / "data"
-        stats = {}
-        for split, ds in open_dataset_dirs(result).items():
-            st = SplitStats("semantic_segmentation")
-            for row in rows(ds, STATS_COLUMNS):
-                st.add(row)
-            stats[split] = st.as_info(new_names)
         ledger_in = path / LEDGER_JSONL
         merged = Ledger.read_jsonl(ledger_in) if ledger_in.exists() else Ledger()
         for entry in ledger:
@@ -176,7 +173,7 @@ def _convert(path: Path, out: Path, overwrite: bool) -> dict:
         meta = {**info, "task": "semantic_segmentation", "classes": new_names,
                 "categories": ([{"name": BACKGROUND, "added_by": "cvft convert"}] if offset else [])
                 + list(info.get("categories") or [{"name": n} for n in names]),
-                "splits": stats, "ignore_index": ignore, "ledger": merged.summary(), "content_hash": digest.hexdigest(),
+                "splits": {s: st.as_info(new_names) for s, st in stats.items()}, "ignore_index": ignore, "ledger": merged.summary(), "content_hash": digest.hexdigest(),
                 "converted": {"from": str(path), "task": task, "ledger": ledger.summary()}}
         (result / CVFT_JSON).write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
         replace_dir(result, out, overwrite)
@@ -184,8 +181,3 @@ def _convert(path: Path, out: Path, overwrite: bool) -> dict:
         shutil.rmtree(staging, ignore_errors=True)
     return meta
 
-
-def open_dataset_dirs(path: Path):
-    import datasets
-
-    return datasets.load_from_disk(str(path))

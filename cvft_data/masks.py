@@ -113,3 +113,26 @@ def mask_to_polygons(mask: np.ndarray) -> list[list[float]]:
         if len(flat) >= 6:
             polys.append(flat)
     return polys
+
+
+def colours_to_indices(rgb: np.ndarray, colours: dict[tuple, int], fill: int) -> tuple[np.ndarray, dict[tuple, int]]:
+    """An RGB mask (``h x w x 3``) as class indices through a colour table; colours the table does
+    not know become ``fill``, and are returned with their pixel counts.
+
+    >>> rgb = np.zeros((1, 3, 3), np.uint8); rgb[0, 1] = (128, 0, 0); rgb[0, 2] = (1, 2, 3)
+    >>> idx, unknown = colours_to_indices(rgb, {(0, 0, 0): 0, (128, 0, 0): 1}, 255)
+    >>> idx.tolist(), unknown
+    ([[0, 1, 255]], {(1, 2, 3): 1})
+    """
+    rgb = rgb.astype(np.int64)
+    packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    out = np.full(packed.shape, fill, np.int64)
+    unknown: dict[tuple, int] = {}
+    values, counts = np.unique(packed, return_counts=True)
+    for v, n in zip(values.tolist(), counts.tolist()):
+        c = ((v >> 16) & 255, (v >> 8) & 255, v & 255)
+        if c in colours:
+            out[packed == v] = colours[c]
+        else:
+            unknown[c] = n
+    return out, unknown

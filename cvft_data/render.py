@@ -33,6 +33,12 @@ def colour(class_id: int) -> str:
     return PALETTE[class_id % len(PALETTE)]
 
 
+def rgba(class_id: int, alpha: int) -> list[int]:
+    """The class's colour as ``[r, g, b, alpha]`` (an overlay pixel)."""
+    c = colour(class_id)
+    return [int(c[1:3], 16), int(c[3:5], 16), int(c[5:7], 16), alpha]
+
+
 def image_data(image: dict) -> bytes:
     """The stored bytes of an ``{"bytes", "path"}`` image."""
     if image.get("bytes") is not None:
@@ -111,8 +117,7 @@ def segment_overlay(row: dict, h: int, w: int) -> np.ndarray | None:
     ids = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
     out = np.zeros((h, w, 4), np.uint8)
     for s in row["segments_info"]:
-        c = colour(s["category"]).lstrip("#")
-        out[ids == s["id"]] = [int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16), 110]
+        out[ids == s["id"]] = rgba(s["category"], 110)
     return out
 
 
@@ -129,9 +134,17 @@ def class_mask_overlay(row: dict, h: int, w: int, ignore: int = 255) -> np.ndarr
     for c in np.unique(idx).tolist():
         if c in (0, ignore) or c < 0:
             continue
-        hexa = colour(c).lstrip("#")
-        out[idx == c] = [int(hexa[0:2], 16), int(hexa[2:4], 16), int(hexa[4:6], 16), 120]
+        out[idx == c] = rgba(c, 120)
     return out
+
+
+def has_masks(row: dict) -> bool:
+    """Whether :func:`mask_overlay` would draw anything, from the row's fields (nothing decoded)."""
+    if row.get("objects") is not None:
+        return any(s.get("rle") is not None or s.get("polygons") for s in row["objects"]["segmentation"])
+    if "mask_classes" in row:
+        return bool(row.get("mask"))
+    return bool(row.get("panoptic") and row.get("segments_info"))
 
 
 def mask_overlay(row: dict, h: int, w: int) -> np.ndarray | None:
@@ -146,8 +159,7 @@ def mask_overlay(row: dict, h: int, w: int) -> np.ndarray | None:
         out = np.zeros((h, w, 4), np.uint8)
         for m, cls in zip(found, row["objects"]["category"]):
             if m is not None:
-                c = colour(cls).lstrip("#")
-                out[m] = [int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16), 110]
+                out[m] = rgba(cls, 110)
         return out
     return segment_overlay(row, h, w)
 

@@ -55,7 +55,7 @@ def tile(row: dict, split: str, names: list[str], side: int = 256) -> dict:
     return {"image": im, "image_id": row["image_id"], "split": split, "caption": text}
 
 
-def _tiles(path, dsd, names: list[str], picks: list[tuple[str, int]], side: int) -> list[dict]:
+def _tiles(dsd, names: list[str], picks: list[tuple[str, int]], side: int) -> list[dict]:
     from .store import bytes_view
 
     views = {}
@@ -78,7 +78,7 @@ def preview_grid(path: str | os.PathLike, n: int = 12, seed: int = 0, tile_side:
         from .api import load
 
         dsd = load(path)
-        tiles = _tiles(path, dsd, read_info(path)["classes"], preview_rows(dsd, n, seed), tile_side)
+        tiles = _tiles(dsd, read_info(path)["classes"], preview_rows(dsd, n, seed), tile_side)
     if not tiles:
         return np.full((tile_side, tile_side, 3), 255, np.uint8)
     cols = min(4, len(tiles))
@@ -131,7 +131,7 @@ def _finding_thumbnails(dsd, names: list[str], report: CheckReport, side: int = 
 
     where = {iid: (s, i) for s in dsd for i, iid in enumerate(column(dsd[s], "image_id"))}
     wanted = sorted({where[iid] for _, group in sets for ids in group for iid in ids if iid in where})
-    tiles = dict(zip(wanted, _tiles(None, dsd, names, wanted, side)))
+    tiles = dict(zip(wanted, _tiles(dsd, names, wanted, side)))
     blocks = []
     for message, group in sets:
         rows = "".join("<div class='pair'>" + "".join(_figure(tiles[where[iid]]) for iid in ids if iid in where)
@@ -156,7 +156,7 @@ def write_report(path: str | os.PathLike, out: str | os.PathLike, options: Check
     meta = read_info(path)
     dsd = load(path)
     names = meta["classes"]
-    tiles = _tiles(path, dsd, names, preview_rows(dsd, preview), 256)
+    tiles = _tiles(dsd, names, preview_rows(dsd, preview), 256)
     grid = preview_grid(path, tiles=tiles)
     preview_png = out.with_name(out.stem + "_preview.png")
     Image.fromarray(grid).save(preview_png)

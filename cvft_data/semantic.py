@@ -38,53 +38,53 @@ class MaskFacts:
     recoded: bool = False             # an RGB mask written as indices
 
 
-def mask_array(data: bytes, *, name: str = "mask") -> np.ndarray:
-    """The class indices of a mask PNG (``L``/``P``/``I`` modes), as a 2-D array."""
+#: PNG modes whose pixels are class indices (``P``: Pascal VOC's palette PNGs)
+INDEX_MODES = ("L", "P", "I", "I;16", "1")
+
+
+def _decode(data: bytes, name: str) -> tuple[str, tuple[int, int], np.ndarray | None, np.ndarray | None]:
+    """(file format, size, RGB pixels of a colour mask or None, indices of an index mask or None)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data)) as im:
-            if im.mode not in ("L", "P", "I", "I;16", "1"):
+            if im.mode in ("RGB", "RGBA"):
+                return im.format, im.size, np.asarray(im.convert("RGB")), None
+            if im.mode not in INDEX_MODES:
                 raise AnnotationError(f"{name} is a {im.mode} image; a mask of class indices is a single-channel "
                                       "PNG", item=name, expected="mode L or P (or RGB with a palette at ingest)")
-            return np.asarray(im).astype(np.int64)
+            return im.format, im.size, None, np.asarray(im).astype(np.int64)
     except (UnidentifiedImageError, OSError) as exc:
         raise CorruptImageError(f"{name} does not decode: {exc}", item=name, expected="a PNG mask") from None
+
+
+def mask_array(data: bytes, *, name: str = "mask") -> np.ndarray:
+    """The class indices of a stored mask PNG (``L``/``P``/``I`` modes), as a 2-D array."""
+    _, _, rgb, arr = _decode(data, name)
+    if rgb is not None:
+        raise AnnotationError(f"{name} is an RGB image; a stored mask holds class indices", item=name,
+                              expected="mode L or P")
+    return arr
 
 
 def read_mask(data: bytes, *, n_classes: int, ignore: int, colours: dict[tuple, int] | None = None,
               name: str = "mask") -> MaskFacts:
     """Decode a mask; map RGB through ``colours``; find the classes it shows and the indices or
     colours it should not hold."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            mode = im.mode
-            if im.format not in ("PNG", "BMP", "TIFF", "GIF"):
-                raise AnnotationError(f"{name} is a {im.format} file: a lossy mask changes its class indices",
-                                      item=name, expected="a PNG mask (lossless)")
-            if mode in ("RGB", "RGBA"):
-                rgb = np.asarray(im.convert("RGB"))
-            else:
-                arr = np.asarray(im).astype(np.int64)
-            size = im.size
-    except (UnidentifiedImageError, OSError) as exc:
-        raise CorruptImageError(f"{name} does not decode: {exc}", item=name, expected="a PNG mask") from None
+    fmt, size, rgb, arr = _decode(data, name)
+    if fmt not in ("PNG", "BMP", "TIFF", "GIF"):
+        raise AnnotationError(f"{name} is a {fmt} file: a lossy mask changes its class indices",
+                              item=name, expected="a PNG mask (lossless)")
     facts = MaskFacts(data, size[0], size[1], [])
-    if mode in ("RGB", "RGBA"):
+    if rgb is not None:
         if not colours:
             raise AnnotationError(f"{name} is an RGB mask and the source names no colours", item=name,
                                   expected="a labelmap.txt or classes.txt with r,g,b per class, or an index PNG")
-        packed = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
-        arr = np.full(packed.shape, ignore, np.int64)
-        values, counts = np.unique(packed, return_counts=True)
-        for v, n in zip(values.tolist(), counts.tolist()):
-            rgb_v = ((v >> 16) & 255, (v >> 8) & 255, v & 255)
-            if rgb_v in colours:
-                arr[packed == v] = colours[rgb_v]
-            else:
-                facts.unknown_colours[rgb_v] = n
+        from PIL import Image
+
+        from .masks import colours_to_indices
+
+        arr, facts.unknown_colours = colours_to_indices(rgb, colours, ignore)
         buf = io.BytesIO()
         Image.fromarray(arr.astype(np.uint8)).save(buf, "PNG")
         facts.data, facts.recoded = buf.getvalue(), True

@@ -153,9 +153,18 @@ def bytes_view(ds):
     from datasets import Image
 
     for name, feature in ds.features.items():
-        if isinstance(feature, Image):
+        if isinstance(feature, Image) and feature.decode:
             ds = ds.cast_column(name, Image(decode=False))
     return ds
+
+
+def present(ds, column: str) -> list[bool]:
+    """Per row, whether ``column`` holds a value (a mask, a panoptic PNG), from Arrow's validity
+    bits: no image bytes are copied out."""
+    out: list[bool] = []
+    for batch in ds.select_columns([column]).with_format("arrow").iter(batch_size=10_000):
+        out += batch.column(column).is_valid().to_pylist()
+    return out
 
 
 def rows(ds, columns: list[str]) -> Iterator[dict]:

@@ -27,12 +27,12 @@ from cvft_data.store import OpenedDataset
 from .augment import MEAN, STD, transforms_for
 from .classify_metrics import evaluate
 from .config import TrainConfig
-from .data import ClassificationDataset
-from .devices import amp_dtype, default_workers, distributed, pick_device
+from .data import ClassificationDataset, loaders
+from .devices import amp_dtype, distributed, pick_device
 from .metrics import metrics_doc, write_metrics
 from .models import build_model
 from .optim import build_ema, build_optimizer, build_scheduler
-from .samplers import ShardSampler, WeightedDistributedSampler
+from .samplers import WeightedDistributedSampler
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,7 @@ def train_one_epoch(model, loader, criterion, optimizer, scheduler, *, device, d
 
 
 def _loaders(cfg: TrainConfig, dsd, world: int, rank: int):
-    import torch
-    from torch.utils.data import DataLoader, DistributedSampler
+    from torch.utils.data import DistributedSampler
 
     from cvft_data.balance import sample_weights
 
@@ -97,17 +96,7 @@ def _loaders(cfg: TrainConfig, dsd, world: int, rank: int):
         sampler = WeightedDistributedSampler([w[i] for i in train_ds.index], len(train_ds), rank, world, cfg.seed)
     elif world > 1:
         sampler = DistributedSampler(train_ds, num_replicas=world, rank=rank, seed=cfg.seed)
-    workers = default_workers() if cfg.workers is None else cfg.workers
-    # workers start anew each epoch (not persistent): their random state then depends on the epoch
-    # alone, which is what makes a resumed run replay an uninterrupted one
-    kw = {"num_workers": workers, "pin_memory": torch.cuda.is_available()}
-    train = DataLoader(train_ds, batch_size=cfg.batch, shuffle=sampler is None, sampler=sampler,
-                       generator=torch.Generator().manual_seed(cfg.seed), **kw)
-    val = None
-    if val_ds is not None and len(val_ds):
-        val = DataLoader(val_ds, batch_size=cfg.batch, shuffle=False,
-                         sampler=ShardSampler(len(val_ds), rank, world) if world > 1 else None, **kw)
-    return train_ds, train, val
+    return (train_ds, *loaders(cfg, train_ds, val_ds, sampler=sampler, world=world, rank=rank))
 
 
 def _criteria(cfg: TrainConfig, dsd, multilabel: bool, device: str):

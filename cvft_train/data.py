@@ -30,6 +30,8 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image, ImageOps
 
+from cvft_data.store import bytes_view
+
 
 def decode(image: dict, target_side: int | None = None) -> Image.Image:
     """Stored image (``{"bytes", "path"}``) -> upright RGB PIL image, decoded at reduced size when
@@ -83,10 +85,29 @@ def decode_many(images: list[dict], target_side: int | None = None, threads: int
     return list(_POOL[2].map(decode, images, [target_side] * len(images)))
 
 
-def _raw(ds):
-    from datasets import Image as HFImage
+def loaders(cfg, train_ds, val_ds, *, sampler=None, world: int = 1, rank: int = 0, **extra):
+    """The training and validation ``DataLoader`` of a torch trainer: the training one shuffled by a
+    generator seeded from ``cfg.seed`` unless ``sampler`` orders it, the validation one sharded
+    across DDP ranks (None without a validation set). ``extra`` goes to both (``collate_fn``) or,
+    for ``drop_last``, to the training one. Workers start anew each epoch (not persistent): their
+    random state then depends on the epoch alone, which is what makes a resumed run replay an
+    uninterrupted one."""
+    import torch
+    from torch.utils.data import DataLoader
 
-    return ds.cast_column("image", HFImage(decode=False)) if ds.features["image"].decode else ds
+    from .devices import default_workers
+    from .samplers import ShardSampler
+
+    drop_last = extra.pop("drop_last", False)
+    kw = {"num_workers": default_workers() if cfg.workers is None else cfg.workers,
+          "pin_memory": torch.cuda.is_available(), **extra}
+    train = DataLoader(train_ds, batch_size=cfg.batch, shuffle=sampler is None, sampler=sampler, drop_last=drop_last,
+                       generator=torch.Generator().manual_seed(cfg.seed), **kw)
+    val = None
+    if val_ds is not None and len(val_ds):
+        val = DataLoader(val_ds, batch_size=cfg.batch, shuffle=False,
+                         sampler=ShardSampler(len(val_ds), rank, world) if world > 1 else None, **kw)
+    return train, val
 
 
 class ClassificationDataset:
@@ -98,7 +119,7 @@ class ClassificationDataset:
     """
 
     def __init__(self, ds, transform: Callable | None = None, imgsz: int | None = None, null_label: int | None = None):
-        self.ds = _raw(ds)
+        self.ds = bytes_view(ds)
         self.transform = transform
         self.imgsz = imgsz
         self.multilabel = "labels" in self.ds.features
@@ -147,7 +168,7 @@ class DetectionDataset:
     Use :func:`collate_detection` as the DataLoader's ``collate_fn``."""
 
     def __init__(self, ds, transforms: Callable | None = None, with_masks: bool = False):
-        self.ds = _raw(ds)
+        self.ds = bytes_view(ds)
         self.transforms = transforms
         self.with_masks = with_masks
         from cvft_data.store import column

@@ -89,10 +89,9 @@ class PanopticDataset:
     per segment (what Mask2Former's loss takes), and the segment-id map with its classes (for PQ)."""
 
     def __init__(self, ds, *, imgsz: int, train: bool, hflip: float = 0.5):
-        from cvft_data.store import bytes_view
+        from cvft_data.store import bytes_view, present
 
-        keep = [i for i, (st, p) in enumerate(zip(ds["label_status"], bytes_view(ds.select_columns(["panoptic"]))["panoptic"]))
-                if p is not None and st == "labeled"]
+        keep = [i for i, (st, p) in enumerate(zip(ds["label_status"], present(ds, "panoptic"))) if p and st == "labeled"]
         self.ds = bytes_view(ds.select_columns(["image", "panoptic", "segments_info"])).select(keep)
         self.imgsz, self.train, self.hflip = imgsz, train, hflip
 
@@ -135,7 +134,7 @@ def things_of(info: dict) -> list[bool]:
     return [bool(cats.get(n, {}).get("isthing", 1)) for n in info["classes"]]
 
 
-def panoptic_outputs(model, processor, outputs, sizes, stuff: set[int]) -> list[tuple[np.ndarray, dict[int, int], list]]:
+def panoptic_outputs(processor, outputs, sizes, stuff: set[int]) -> list[tuple[np.ndarray, dict[int, int], list]]:
     """(segment-id map, id -> class, segment facts) per image from the model's outputs."""
     found = processor.post_process_panoptic_segmentation(outputs, threshold=0.5, label_ids_to_fuse=stuff,
                                                          target_sizes=sizes)
@@ -169,7 +168,7 @@ def evaluate_panoptic(model, loader, device: str, names: list[str], things: list
                         class_labels=[c.to(device) for c in b["class_labels"]])
             loss_sum += float(out.loss) * len(x)
             n += len(x)
-            preds = panoptic_outputs(model, processor, out, [tuple(x.shape[-2:])] * len(x), stuff)
+            preds = panoptic_outputs(processor, out, [tuple(x.shape[-2:])] * len(x), stuff)
             for (seg, classes, _), ids, segs in zip(preds, b["ids"], b["segments"]):
                 acc.add(ids, segs, seg, classes)
     model.train()
@@ -179,10 +178,7 @@ def evaluate_panoptic(model, loader, device: str, names: list[str], things: list
 
 
 def _loaders(cfg: TrainConfig, data):
-    import torch
-    from torch.utils.data import DataLoader
-
-    from .devices import default_workers
+    from .data import loaders
 
     dsd = data.splits
     if cfg.train_split not in dsd:
@@ -191,15 +187,8 @@ def _loaders(cfg: TrainConfig, data):
     train_ds = PanopticDataset(dsd[cfg.train_split], imgsz=cfg.imgsz, train=True, hflip=hflip)
     if not len(train_ds):
         raise UsageError(f"split {cfg.train_split!r} has no labelled panoptic image to train on")
-    workers = default_workers() if cfg.workers is None else cfg.workers
-    kw = {"num_workers": workers, "collate_fn": collate}
-    train = DataLoader(train_ds, batch_size=cfg.batch, shuffle=True, generator=torch.Generator().manual_seed(cfg.seed),
-                       **kw)
-    val = None
-    if cfg.val_split in dsd:
-        val_ds = PanopticDataset(dsd[cfg.val_split], imgsz=cfg.imgsz, train=False)
-        val = DataLoader(val_ds, batch_size=cfg.batch, shuffle=False, **kw) if len(val_ds) else None
-    return train, val
+    val_ds = PanopticDataset(dsd[cfg.val_split], imgsz=cfg.imgsz, train=False) if cfg.val_split in dsd else None
+    return loaders(cfg, train_ds, val_ds, collate_fn=collate)
 
 
 def fit_mask2former(cfg: TrainConfig, data, run: Path, logger=None) -> dict:
@@ -330,7 +319,7 @@ def predict_panoptic(trained, batch: list, device: str) -> None:
         out = trained.model(pixel_values=x)
     stuff = {c for c, t in enumerate(trained.extra["isthing"]) if not t}
     sizes = [(p.result["height"], p.result["width"]) for p in ok]
-    for p, (seg, _, infos) in zip(ok, panoptic_outputs(trained.model, Mask2FormerImageProcessor(), out, sizes, stuff)):
+    for p, (seg, _, infos) in zip(ok, panoptic_outputs(Mask2FormerImageProcessor(), out, sizes, stuff)):
         rgb = np.stack([seg % 256, (seg // 256) % 256, seg // 65536], -1).astype(np.uint8)
         buf = io.BytesIO()
         Image.fromarray(rgb).save(buf, "PNG")

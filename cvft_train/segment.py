@@ -47,9 +47,9 @@ class SegmentationDataset:
     ``int64 [S, S]`` class indices (the ignore index kept)."""
 
     def __init__(self, ds, transform, *, imgsz: int, full_masks: bool = False):
-        from cvft_data.store import bytes_view
+        from cvft_data.store import bytes_view, present
 
-        statuses, has_mask = ds["label_status"], [m is not None for m in bytes_view(ds.select_columns(["mask"]))["mask"]]
+        statuses, has_mask = ds["label_status"], present(ds, "mask")
         self.index = [i for i, (st, m) in enumerate(zip(statuses, has_mask)) if m and st in ("labeled", "predicted")]
         self.ds = bytes_view(ds.select_columns(["image", "mask"]))
         self.transform = transform
@@ -94,10 +94,11 @@ def collate_full(batch):
 def transforms(cfg: TrainConfig, train: bool, ignore: int):
     """Joint image/mask transforms (torchvision v2). Validation: resize to ``imgsz`` x ``imgsz``."""
     import torch
+    from torchvision import tv_tensors
     from torchvision.transforms import v2
 
     s = cfg.imgsz
-    tail = [v2.ToDtype({tv_image(): torch.float32, "others": None}, scale=True),
+    tail = [v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True),
             v2.Normalize(mean=list(MEAN), std=list(STD))]
     if not train:
         return v2.Compose([v2.Resize((s, s), antialias=True), *tail])
@@ -111,12 +112,6 @@ def transforms(cfg: TrainConfig, train: bool, ignore: int):
         j = cfg.color_jitter
         steps.append(v2.ColorJitter(brightness=j, contrast=j, saturation=j))
     return v2.Compose([*steps, *tail])
-
-
-def tv_image():
-    from torchvision import tv_tensors
-
-    return tv_tensors.Image
 
 
 def build_segmenter(cfg: TrainConfig, names: list[str]):
@@ -206,19 +201,13 @@ def confusion_metrics(conf, names: list[str]) -> dict[str, Any]:
     tp = conf.diag()
     union = conf.sum(0) + conf.sum(1) - tp
     seen = union > 0
-    iou = torch_where_div(tp, union)
+    iou = tp / union.clamp(min=1)   # 0 where the union is empty: a class neither true nor predicted
     total = conf.sum()
     return {"miou": float(iou[seen].mean()) if bool(seen.any()) else 0.0,
             "pixel_accuracy": float(tp.sum() / total) if float(total) else 0.0,
             "per_class": {n: {"iou": round(float(iou[c]), 6), "pixels": int(conf[c].sum())}
                           for c, n in enumerate(names)},
             "confusion_matrix": conf.long().tolist()}
-
-
-def torch_where_div(a, b):
-    import torch
-
-    return torch.where(b > 0, a / b.clamp(min=1), torch.zeros_like(a))
 
 
 def evaluate_segmenter(model, loader, criterion, *, device, dtype, names, multilabel=False, channels_last=False,
@@ -262,11 +251,9 @@ def _ignore(data) -> int:
 
 
 def _loaders(cfg: TrainConfig, data, world: int, rank: int):
-    import torch
-    from torch.utils.data import DataLoader, DistributedSampler
+    from torch.utils.data import DistributedSampler
 
-    from .devices import default_workers
-    from .samplers import ShardSampler
+    from .data import loaders
 
     dsd, ignore = data.splits, _ignore(data)
     if cfg.train_split not in dsd:
@@ -280,15 +267,9 @@ def _loaders(cfg: TrainConfig, data, world: int, rank: int):
     val_ds = SegmentationDataset(dsd[cfg.val_split], transforms(cfg, False, ignore), imgsz=cfg.imgsz) \
         if cfg.val_split in dsd else None
     sampler = DistributedSampler(train_ds, num_replicas=world, rank=rank, seed=cfg.seed) if world > 1 else None
-    workers = default_workers() if cfg.workers is None else cfg.workers
-    kw = {"num_workers": workers, "pin_memory": torch.cuda.is_available()}
-    train = DataLoader(train_ds, batch_size=cfg.batch, shuffle=sampler is None, sampler=sampler,
-                       generator=torch.Generator().manual_seed(cfg.seed), drop_last=len(train_ds) > cfg.batch, **kw)
-    val = None
-    if val_ds is not None and len(val_ds):
-        val = DataLoader(val_ds, batch_size=cfg.batch, shuffle=False,
-                         sampler=ShardSampler(len(val_ds), rank, world) if world > 1 else None, **kw)
-    return train_ds, train, val
+    # a last batch of one image would break batch norm: dropped when there is more than one batch
+    return (train_ds, *loaders(cfg, train_ds, val_ds, sampler=sampler, world=world, rank=rank,
+                               drop_last=len(train_ds) > cfg.batch))
 
 
 def _criteria(cfg: TrainConfig, data, multilabel: bool, device: str):

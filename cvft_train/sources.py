@@ -101,13 +101,12 @@ def _camera_trap_images(root: Path, layout: str | None) -> Iterator[SourceImage]
 
 
 def _dataset_images(root: Path) -> Iterator[SourceImage]:
-    from datasets import Image as HFImage
-
     import cvft_data
+    from cvft_data.store import bytes_view
 
     dsd = cvft_data.load(root)
     for split in dsd:
-        ds = dsd[split].select_columns(["image_id", "image", "group", "meta"]).cast_column("image", HFImage(decode=False))
+        ds = bytes_view(dsd[split].select_columns(["image_id", "image", "group", "meta"]))
         for batch in ds.iter(batch_size=64):
             for image_id, image, group, meta in zip(batch["image_id"], batch["image"], batch["group"], batch["meta"]):
                 meta = {**(meta or {}), "split": split}

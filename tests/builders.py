@@ -353,3 +353,24 @@ def make_panoptic(root):
             {"id": 197379, "category_id": 1, "area": 384, "bbox": [0, 0, W, H], "iscrowd": 0}]}],
         "categories": [{"id": 1, "name": "ground", "isthing": 0}]})
     return root
+
+
+class LocalServer:
+    """A threaded HTTP server on 127.0.0.1 (a free port) serving ``handler``, for download tests:
+    ``with Sub(...) as server: fetch(server.url)``."""
+
+    def __init__(self, handler):
+        import http.server
+        import threading
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()

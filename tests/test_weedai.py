@@ -6,7 +6,6 @@ import http.server
 import io
 import json
 import shutil
-import threading
 import zipfile
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 
 import connectors
 import cvft_data
-from builders import write_image
+from builders import LocalServer, write_image
 from cvft_data.download import DownloadError, fetch_weedai
 from cvft_data.errors import MalformedFileError, UnsafePathError
 
@@ -83,7 +82,7 @@ def _zip_bytes(entries: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-class _Server:
+class _Server(LocalServer):
     """A local HTTP server for /code/download/<id>.zip with Range support and failure modes."""
 
     def __init__(self, payload: bytes, mode: str = "ok"):
@@ -117,17 +116,7 @@ class _Server:
                     return
                 self.wfile.write(body)
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import pytest
 
 import cvft_data
 from builders import (
+    LocalServer,
     ingest_ledger,
     ledger_summary,
     make_coco,
@@ -148,12 +149,11 @@ def test_many_small_members_cannot_add_up_to_a_bomb(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-class _Redirector:
+class _Redirector(LocalServer):
     """A local server whose download URL redirects (to another host, or to itself)."""
 
     def __init__(self, target: str, payload: bytes = b""):
         import http.server
-        import threading
 
         outer = self
         self.target, self.payload = target, payload
@@ -173,17 +173,7 @@ class _Redirector:
                 self.send_header("Location", outer.target.format(port=self.server.server_address[1]))
                 self.end_headers()
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 def test_a_redirect_to_another_host_is_refused_and_one_to_the_same_host_followed(tmp_path):

@@ -122,7 +122,7 @@ def create_app(index: ViewIndex, *, loopback_only: bool = True):
         out = {"key": f"{split}/{idx}", "split": split, "image_id": row["image_id"], "width": row["width"],
                "height": row["height"], "status": row["label_status"], "group": row.get("group"),
                "meta": row.get("meta"), "annotations": _annotations(row, names),
-               "has_masks": render.mask_overlay(row, 8, 8) is not None,
+               "has_masks": render.has_masks(row),
                "ledger": index.ledger.get(row["image_id"], []), "findings": index.related(row["image_id"])}
         found = index.predictions.get(row["image_id"])
         if found is not None:
@@ -143,10 +143,11 @@ def create_app(index: ViewIndex, *, loopback_only: bool = True):
         if max(row["width"], row["height"]) > VIEW_SIDE:   # a 24-megapixel frame: sent at screen size
             return app.response_class(render.encode(render.open_image(row["image"], VIEW_SIDE)), mimetype="image/jpeg")
         data = render.image_data(row["image"])
-        if sniff_extension(data[:16]) not in (".jpg", ".png", ".gif", ".webp", ".bmp"):   # TIFF: browsers cannot
+        kind = sniff_extension(data[:16])
+        if kind not in (".jpg", ".png", ".gif", ".webp", ".bmp"):   # TIFF: browsers cannot show it
             return app.response_class(render.encode(render.open_image(row["image"])), mimetype="image/jpeg")
         # raw bytes: the browser turns them upright by their EXIF orientation, as the row's size is
-        return app.response_class(data, mimetype=MIME.get(sniff_extension(data[:16]), "application/octet-stream"))
+        return app.response_class(data, mimetype=MIME[kind])
 
     @app.get("/mask/<split>/<int:idx>")
     def mask(split: str, idx: int):
