@@ -54,7 +54,8 @@ def _decode(data: bytes, name: str) -> tuple[str, tuple[int, int], np.ndarray | 
                 raise AnnotationError(f"{name} is a {im.mode} image; a mask of class indices is a single-channel "
                                       "PNG", item=name, expected="mode L or P (or RGB with a palette at ingest)")
             return im.format, im.size, None, np.asarray(im).astype(np.int64)
-    except (UnidentifiedImageError, OSError) as exc:
+    # a header claiming billions of pixels (PIL's bomb guard) is refused by name like any bad file
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise CorruptImageError(f"{name} does not decode: {exc}", item=name, expected="a PNG mask") from None
 
 

@@ -256,3 +256,33 @@ def test_exports_that_cannot_hold_masks_say_to_use_masks(tmp_path):
         with pytest.raises(cvft_data.UsageError, match="--to masks"):
             cvft_data.export(tmp_path / "ds", to, tmp_path / f"out_{to}")
         assert not (tmp_path / f"out_{to}").exists()
+
+
+def test_hostile_masks_are_refused_by_name(tmp_path):
+    """A truncated mask, a decompression bomb (its header claims 10^10 pixels: a traceback from PIL
+    before the fix), a symlink out of the source and a JPEG mask: raised by name, or ledgered."""
+    import os
+    import struct
+    import zlib
+
+    src = write_mask_sample(tmp_path / "src", n_images=6)
+    masks = sorted((src / "masks" / "train").glob("*.png"))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    masks[0].write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 100000, 100000, 8, 0, 0, 0, 0))
+                         + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b""))
+    with pytest.raises(cvft_data.CorruptImageError, match="does not decode.*decompression bomb"):
+        cvft_data.ingest(src, tmp_path / "ds")
+    data = masks[1].read_bytes()
+    masks[1].write_bytes(data[: len(data) // 2])
+    outside = tmp_path / "outside.png"
+    outside.write_bytes(masks[2].read_bytes())
+    masks[2].unlink()
+    os.symlink(outside, masks[2])
+    Image.open(outside).save(masks[3], "JPEG")   # a .png name, JPEG bytes
+    info, ledger = ingest_ledger(src, tmp_path / "ds", on_error="skip")
+    reasons = sorted(e.reason for e in ledger)
+    assert reasons == ["bad_annotation", "corrupt_image", "corrupt_image", "unsafe_path"], reasons
+    assert info["splits"]["train"]["unlabeled"] == 4, "the images stay, without their masks"
