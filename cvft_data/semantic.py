@@ -206,7 +206,8 @@ def semantic_fields(rec, width: int, height: int, *, class_names, ignore: int, p
     if facts.unknown:
         shown = ", ".join(f"{v} ({n} px)" for v, n in sorted(facts.unknown.items())[:5])
         policy.note(rec.image_id, "unknown_mask_index", "kept",
-                    f"mask indices beyond the {len(class_names)} classes (kept; cvft check reports them): {shown}",
+                    f"mask indices beyond the {len(class_names)} class{'es' if len(class_names) != 1 else ''} (kept; cvft "
+                    f"check reports them): {shown}",
                     file=name)
     out["mask"] = {"bytes": facts.data, "path": None}
     out["mask_classes"] = [class_names[c] for c in facts.classes]

@@ -148,3 +148,15 @@ def test_view_in_a_browser(browser, served):
     assert page.locator(".compare figure").all_inner_texts()[1].endswith("train/3.jpg")
     page.screenshot(path=str(SHOTS / "near_duplicates.png"))
     assert not errors, errors
+
+
+def test_a_port_in_use_is_refused_before_the_checks_run(tmp_path, monkeypatch):
+    import socket
+
+    import cvft_data.checks
+    from cvft_data.cli import main as cvft_cli
+
+    monkeypatch.setattr(cvft_data.checks, "check", lambda *a, **k: pytest.fail("the checks ran first"))
+    with socket.create_server(("127.0.0.1", 0)) as held:
+        port = held.getsockname()[1]
+        assert cvft_cli.main(["view", str(_dataset(tmp_path)), "--port", str(port), "--no-browser"]) == 2

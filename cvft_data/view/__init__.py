@@ -18,6 +18,22 @@ import os
 log = logging.getLogger(__name__)
 
 
+def _port_free(host: str, port: int) -> None:
+    """Refuse a port another program holds, naming the flag (werkzeug would print its own text and exit)."""
+    import socket
+
+    from ..errors import UsageError
+
+    if port == 0:
+        return
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --port "
+                         "(0: any free one)") from None
+
+
 def serve(path: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 8765, predictions=None, options=None,
           findings: bool = True, open_browser: bool = True, ready=None) -> None:
     """Index the dataset (and run the checks, for the finding filter), then serve it until
@@ -28,6 +44,7 @@ def serve(path: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 8765,
     from .app import LOOPBACK_NAMES, create_app
     from .index import ViewIndex
 
+    _port_free(host, port)   # before the checks, which may take minutes on a large dataset
     found = check(path, options).findings if findings else []
     index = ViewIndex.build(path, findings=found, predictions=predictions)
     loopback = host in LOOPBACK_NAMES
