@@ -170,7 +170,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         keys = list(next(iter(per_class.values())))
         print(f"  {'class':<24}" + "".join(f"{k:>12}" for k in keys))
         for name, row in per_class.items():
-            print(f"  {name[:24]:<24}" + "".join(f"{row[k]:>12.4f}" for k in keys))
+            print(f"  {name[:24]:<24}" + "".join(f"{row[k]:>12}" if isinstance(row[k], int) else f"{row[k]:>12.4f}"
+                                                 for k in keys))
     if args.out:
         print(f"wrote {args.out}/evaluation.json" + (" and confusion_matrix.png" if "confusion_matrix" in report else ""))
     return 0
@@ -181,7 +182,7 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("weights", help="a checkpoint (best.pt, a YOLO .pt) or a cvft run folder")
     p.add_argument("source", help="a folder or camera-trap archive of images, a zip, or a cvft dataset")
-    p.add_argument("--out", required=True, help="the output file (a folder for --format dataset)")
+    p.add_argument("--out", required=True, help="the output file (a folder for --format dataset, masks and coco_panoptic)")
     p.add_argument("--format", dest="fmt", choices=FORMATS, default="csv")
     p.add_argument("--conf", type=float, default=0.1, help="detector confidence threshold (default 0.1)")
     p.add_argument("--topk", type=int, default=5, help="labels kept per image for classifiers")

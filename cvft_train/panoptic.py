@@ -174,7 +174,7 @@ def evaluate_panoptic(model, loader, device: str, names: list[str], things: list
     model.train()
     r = acc.result(things)
     per_class = {names[c]: v for c, v in r.pop("per_class").items()}
-    return {"val_loss": loss_sum / max(n, 1), **r, "per_class": per_class}
+    return {"val_loss": loss_sum / max(n, 1), "images": n, **r, "per_class": per_class}
 
 
 def _loaders(cfg: TrainConfig, data):

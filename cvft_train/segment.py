@@ -114,10 +114,10 @@ def transforms(cfg: TrainConfig, train: bool, ignore: int):
     return v2.Compose([*steps, *tail])
 
 
-def build_segmenter(cfg: TrainConfig, names: list[str]):
+def build_segmenter(cfg: TrainConfig, names: list[str], *, training: bool = True):
     """A torchvision segmenter with a head for ``names``: from ``--weights`` (a cvft or plain
     checkpoint), else the backbone's ImageNet weights (``--pretrained``, downloaded once), else
-    random weights."""
+    random weights (``training=False``: a shell for a checkpoint the caller loads)."""
     import torchvision
 
     from .checkpoints import fit_state_dict, read_checkpoint
@@ -140,7 +140,7 @@ def build_segmenter(cfg: TrainConfig, names: list[str]):
         report = fit_state_dict(backbone, _backbone_keys(backbone, state), head=("__none__",), source=url)
     if report is not None:
         log.info("%s", report)
-    else:
+    elif training:
         settle_batch_norm(model)
     return model, report
 
@@ -243,7 +243,8 @@ def evaluate_segmenter(model, loader, criterion, *, device, dtype, names, multil
         torch.distributed.all_reduce(conf)
         torch.distributed.all_reduce(scalars)
     model.train()
-    return {"val_loss": float(scalars[0] / max(float(scalars[1]), 1.0)), **confusion_metrics(conf.cpu(), names)}
+    return {"val_loss": float(scalars[0] / max(float(scalars[1]), 1.0)), "images": int(scalars[1]),
+            **confusion_metrics(conf.cpu(), names)}
 
 
 def _ignore(data) -> int:

@@ -112,7 +112,7 @@ def _segmenter(path: Path, ckpt: dict, metrics: dict, device: str) -> Trained:
     classes = [str(c) for c in ckpt.get("classes") or []]
     if not classes:
         raise CheckpointError(f"{path} names no classes; expected a cvft checkpoint (best.pt or last.pt of a run)")
-    model, _ = build_segmenter(TrainConfig(model=str(ckpt["model_name"]), pretrained=False), classes)
+    model, _ = build_segmenter(TrainConfig(model=str(ckpt["model_name"]), pretrained=False), classes, training=False)
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as exc:
